@@ -1,0 +1,3 @@
+"""
+Unit tests of wsecho; they run in memory, with no sockets and no real time.
+"""
