@@ -12,6 +12,8 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from wsecho.pages import BrowserPage
+
 
 def headerTokens(request: Request, name: bytes) -> set[bytes]:
     """
@@ -77,13 +79,23 @@ class NotFound(Resource):
 
 class Root(Resource):
     """
-    The root of the site: known children, and a plain 404 for anything else.
+    A folder of the site: known children, and a plain 404 for anything else.
+
+    @ivar index: The resource for the folder itself, or L{None} for a 404.
     """
 
+    def __init__(self, index: Resource | None = None) -> None:
+        super().__init__()
+        self.index = index
+
     def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"" and self.index is not None:
+            return self.index
         return NotFound()
 
     def render(self, request: Request) -> bytes:
+        if self.index is not None:
+            return self.index.render(request)
         return NotFound().render(request)
 
 
@@ -190,7 +202,7 @@ def buildSite(
     @param path: The URL path of the WebSocket, starting with C{/}.
     @param reactor: The clock for HTTP timeouts; the global reactor by default.
     """
-    root = Root()
+    root = Root(BrowserPage())
     endpoint = WebSocketEndpoint(factory)
     segments = [segment.encode("utf-8") for segment in path.strip("/").split("/")]
     if segments == [b""]:
