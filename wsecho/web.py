@@ -56,11 +56,13 @@ def webSocketURL(request: Request) -> str:
     return f"{scheme}://{authority}{path}"
 
 
-def renderText(request: Request, code: int, text: str) -> bytes:
+def renderText(
+    request: Request, code: int, text: str, message: bytes | None = None
+) -> bytes:
     """
     Set a response code and a plain-text body.
     """
-    request.setResponseCode(code)
+    request.setResponseCode(code, message)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     return text.encode("utf-8")
 
@@ -144,7 +146,7 @@ class WebSocketEndpoint(Resource):
         request.setHeader(b"connection", b"Upgrade")
         url = webSocketURL(request)
         text = f"426 Upgrade Required: connect a WebSocket client to {url}\n"
-        return renderText(request, 426, text)
+        return renderText(request, 426, text, b"Upgrade Required")
 
     def switchProtocol(self, request: Request) -> None:
         """

@@ -1,0 +1,143 @@
+"""
+Tests for L{wsecho.web}: plain HTTP answers and the hand-over to WebSocket.
+"""
+
+from wsecho.test.support import TEXT, ServerTestCase, clientFrame
+
+
+def plainRequest(path: bytes, *headers: bytes, method: bytes = b"GET") -> bytes:
+    lines = [method + b" " + path + b" HTTP/1.1", b"Host: echo.example:8080", *headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def splitResponse(response: bytes) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    statusLine, *headerLines = head.split(b"\r\n")
+    headers = {}
+    for line in headerLines:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    return statusLine, headers, body
+
+
+class PlainHTTPTests(ServerTestCase):
+    """
+    Requests without a WebSocket upgrade get plain HTTP answers.
+    """
+
+    def request(self, path: bytes, *headers: bytes, method: bytes = b"GET"):
+        connection = self.connect()
+        connection.send(plainRequest(path, *headers, method=method))
+        return splitResponse(connection.received())
+
+    def test_upgradeRequired(self):
+        """
+        A GET on the WebSocket path without an upgrade gets 426 naming the URL.
+        """
+        status, headers, body = self.request(b"/ws")
+        self.assertEqual(status, b"HTTP/1.1 426 Upgrade Required")
+        self.assertEqual(headers[b"upgrade"], b"websocket")
+        self.assertEqual(headers[b"content-type"], b"text/plain; charset=utf-8")
+        self.assertIn(b"ws://echo.example:8080/ws", body)
+
+    def test_connectionUpgradeWithoutUpgrade(self):
+        """
+        C{Connection: upgrade} with no C{Upgrade} header is plain HTTP.
+        """
+        status, _, body = self.request(b"/ws", b"Connection: upgrade")
+        self.assertEqual(status, b"HTTP/1.1 426 Upgrade Required")
+        self.assertIn(b"ws://echo.example:8080/ws", body)
+
+    def test_rootWithConnectionUpgrade(self):
+        """
+        The page at C{/} answers 200 to a proxy that adds C{Connection: upgrade}.
+        """
+        status, headers, body = self.request(b"/", b"Connection: upgrade")
+        self.assertEqual(status, b"HTTP/1.1 200 OK")
+        self.assertEqual(headers[b"content-type"], b"text/html; charset=utf-8")
+        self.assertIn(b"<html", body)
+
+    def test_headUpgradeRequired(self):
+        """
+        A HEAD on the WebSocket path gets 426 without a body.
+        """
+        status, _, body = self.request(b"/ws", method=b"HEAD")
+        self.assertEqual(status, b"HTTP/1.1 426 Upgrade Required")
+        self.assertEqual(body, b"")
+
+    def test_unknownPath(self):
+        """
+        Any other path gets a plain 404.
+        """
+        status, headers, body = self.request(b"/nothing/here")
+        self.assertEqual(status, b"HTTP/1.1 404 Not Found")
+        self.assertEqual(headers[b"content-type"], b"text/plain; charset=utf-8")
+        self.assertEqual(body, b"Not found: /nothing/here\n")
+
+    def test_belowWebSocketPath(self):
+        """
+        A path below the WebSocket path is not the WebSocket.
+        """
+        status, _, _ = self.request(b"/ws/deeper")
+        self.assertEqual(status, b"HTTP/1.1 404 Not Found")
+
+    def test_keepAliveAfter426(self):
+        """
+        The connection stays usable for a WebSocket upgrade after a 426.
+        """
+        connection = self.connect()
+        connection.send(plainRequest(b"/ws"))
+        self.assertIn(b" 426 ", connection.received())
+        response = connection.handshake()
+        self.assertTrue(response.startswith(b"HTTP/1.1 101 "))
+        connection.send(clientFrame(TEXT, b"after"))
+        [frame] = connection.receivedFrames()
+        self.assertEqual(frame.payload, b"You said: after")
+
+    def test_upgradeHeaderCaseAndList(self):
+        """
+        The C{Upgrade} header is matched without regard to case or position.
+        """
+        connection = self.connect()
+        response = connection.handshake(b"/ws", b"Upgrade: h2c, WebSocket")
+        self.assertTrue(response.startswith(b"HTTP/1.1 101 "), response)
+
+    def test_badHandshake(self):
+        """
+        An upgrade request without a key is rejected with 400, not served.
+        """
+        connection = self.connect()
+        request = plainRequest(
+            b"/ws",
+            b"Upgrade: websocket",
+            b"Connection: Upgrade",
+            b"Sec-WebSocket-Version: 13",
+        )
+        connection.send(request)
+        status, _, _ = splitResponse(connection.received())
+        self.assertEqual(status.split(b" ")[1], b"400")
+
+
+class NestedPathTests(ServerTestCase):
+    """
+    The WebSocket can live at a nested path.
+    """
+
+    path = "/api/echo"
+
+    def test_nestedPath(self):
+        """
+        A handshake on the nested path succeeds and echoes.
+        """
+        connection = self.openWebSocket()
+        connection.send(clientFrame(TEXT, b"deep"))
+        [frame] = connection.receivedFrames()
+        self.assertEqual(frame.payload, b"You said: deep")
+
+    def test_parentNotFound(self):
+        """
+        The folder above the nested path is a 404.
+        """
+        connection = self.connect()
+        connection.send(plainRequest(b"/api"))
+        self.assertIn(b" 404 ", connection.received())
