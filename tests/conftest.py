@@ -5,7 +5,6 @@ Fixtures for the end-to-end tests: real twistd processes on loopback.
 from collections.abc import Iterator
 
 import pytest
-
 from serverprocess import ServerProcess
 
 

@@ -60,7 +60,9 @@ class ServerProcess:
         with self.changed:
             return "\n".join(self.lines)
 
-    def waitForLine(self, pattern: str | re.Pattern[str], timeout: float = 15) -> re.Match[str]:
+    def waitForLine(
+        self, pattern: str | re.Pattern[str], timeout: float = 15
+    ) -> re.Match[str]:
         """
         Wait until a line of output matches C{pattern}.
 
@@ -115,7 +117,9 @@ class ServerProcess:
 
 
 def runTwistd(
-    arguments: Sequence[str] = (), environ: dict[str, str] | None = None, timeout: float = 30
+    arguments: Sequence[str] = (),
+    environ: dict[str, str] | None = None,
+    timeout: float = 30,
 ) -> subprocess.CompletedProcess[str]:
     """
     Run C{twistd -n wsecho} expecting it to exit by itself.

@@ -43,6 +43,8 @@ def formatAddress(address: IAddress) -> str:
             host = f"[{host}]"
         return f"{host}:{address.port}"
     if isinstance(address, UNIXAddress):
-        name = address.name.decode() if isinstance(address.name, bytes) else address.name
+        name = (
+            address.name.decode() if isinstance(address.name, bytes) else address.name
+        )
         return f"unix:{name or '(unnamed)'}"
     return repr(address)

@@ -107,7 +107,9 @@ class EchoServerFactory(WebSocketServerFactory):
 
     protocol = EchoServerProtocol
 
-    def __init__(self, prefix: str = "You said: ", reactor: IReactorTime | None = None):
+    def __init__(
+        self, prefix: str = "You said: ", reactor: IReactorTime | None = None
+    ) -> None:
         super().__init__(reactor=reactor)
         self.prefix = prefix.encode("utf-8")
         self.openConnections: set[EchoServerProtocol] = set()

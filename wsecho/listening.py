@@ -23,6 +23,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 
 from wsecho.addresses import formatAddress
 
@@ -57,13 +58,17 @@ class SocketListener:
     description: str
     tls: IOpenSSLServerConnectionCreator | None = None
 
-    def listen(self, reactor: IReactorSocket, factory: IProtocolFactory) -> IListeningPort:
+    def listen(
+        self, reactor: IReactorSocket, factory: IProtocolFactory
+    ) -> IListeningPort:
         """
         Start accepting connections on the socket for C{factory}.
         """
         if self.tls is not None:
             factory = TLSMemoryBIOFactory(self.tls, False, factory)
-        port = reactor.adoptStreamPort(self.socket.fileno(), self.socket.family, factory)
+        port = reactor.adoptStreamPort(
+            self.socket.fileno(), self.socket.family, factory
+        )
         # The reactor works on its own duplicate of the descriptor.
         self.socket.close()
         return port
@@ -82,14 +87,13 @@ def bindDualStack(port: int, backlog: int = DEFAULT_BACKLOG) -> SocketListener:
         if error.errno not in NO_IPV6_ERRORS:
             raise BindError(bindFailure(f"[::]:{port}", error)) from None
         log.warn(
-            "IPv6 is not available on this host ({error}); "
-            "listening on IPv4 only",
+            "IPv6 is not available on this host ({error}); listening on IPv4 only",
             error=error.strerror,
         )
     else:
         return SocketListener(sock, f"tcp6:{port}:interface=\\:\\:")
     try:
-        sock = bindSocket(socket.AF_INET, "0.0.0.0", port, backlog)
+        sock = bindSocket(socket.AF_INET, "0.0.0.0", port, backlog)  # noqa: S104
     except OSError as error:
         raise BindError(bindFailure(f"0.0.0.0:{port}", error)) from None
     return SocketListener(sock, f"tcp:{port}")
@@ -114,7 +118,7 @@ def bindDescription(description: str) -> SocketListener | EndpointListener:
     else:
         return EndpointListener(description)
     family = socket.AF_INET6 if isIPv6Address(interface) else socket.AF_INET
-    host = interface or "0.0.0.0"
+    host = interface or "0.0.0.0"  # noqa: S104
     try:
         sock = bindSocket(family, host, port, backlog)
     except OSError as error:
@@ -168,7 +172,9 @@ class EndpointListener:
 
     description: str
 
-    def listen(self, reactor: IReactorCore, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+    def listen(
+        self, reactor: IReactorCore, factory: IProtocolFactory
+    ) -> Deferred[IListeningPort]:
         """
         Start listening on the endpoint.
         """
@@ -211,7 +217,7 @@ class ListeningService(Service):
             endpoint=self.listener.description,
         )
 
-    def listenFailed(self, failure) -> None:
+    def listenFailed(self, failure: Failure) -> None:
         log.critical(
             "Cannot listen on {endpoint}: {error}",
             endpoint=self.listener.description,

@@ -35,7 +35,8 @@ def parsePort(value: str, source: str) -> int | str:
         number = int(text)
         if number > 65535:
             raise usage.UsageError(
-                f"invalid port {value!r} from {source}: a port number must be 0 to 65535"
+                f"invalid port {value!r} from {source}: "
+                "a port number must be 0 to 65535"
             )
         return number
     if ":" not in text:
@@ -126,7 +127,9 @@ class Options(usage.Options):
             return parsePort(self["port"], "--port")
         fromEnvironment = self.environ.get(PORT_VARIABLE, "")
         if fromEnvironment.strip():
-            return parsePort(fromEnvironment, f"the {PORT_VARIABLE} environment variable")
+            return parsePort(
+                fromEnvironment, f"the {PORT_VARIABLE} environment variable"
+            )
         return DEFAULT_PORT
 
 

@@ -227,7 +227,9 @@ class ConnectionLogTests(ServerTestCase):
             connection.send(clientFrame(CLOSE, b""))
             connection.disconnect(ConnectionDone())
         [event] = wsechoEvents(events)
-        self.assertEqual(formatEvent(event), "192.0.2.7:50001 disconnected with status 1005")
+        self.assertEqual(
+            formatEvent(event), "192.0.2.7:50001 disconnected with status 1005"
+        )
 
     def test_vanishedClient(self):
         """
@@ -240,7 +242,9 @@ class ConnectionLogTests(ServerTestCase):
         self.assertEqual(event["code"], 1006)
         self.assertIs(event["clean"], False)
         self.assertTrue(
-            formatEvent(event).startswith("192.0.2.7:50001 disconnected with status 1006 ")
+            formatEvent(event).startswith(
+                "192.0.2.7:50001 disconnected with status 1006 "
+            )
         )
 
     def test_nothingPerMessage(self):

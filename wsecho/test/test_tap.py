@@ -183,7 +183,9 @@ class BadValueTests(SynchronousTestCase):
             ["--port", "ssl:8443:privateKey=/nonexistent/key.pem"],
             {},
         )
-        self.assertIn("'ssl:8443:privateKey=/nonexistent/key.pem' from --port", str(error))
+        self.assertIn(
+            "'ssl:8443:privateKey=/nonexistent/key.pem' from --port", str(error)
+        )
 
     def test_pathWithoutSlash(self):
         """
