@@ -48,3 +48,30 @@ def formatAddress(address: IAddress) -> str:
         )
         return f"unix:{name or '(unnamed)'}"
     return repr(address)
+
+
+def forwardedClient(header: str | None, trustedProxies: int) -> str | None:
+    """
+    Take the client address from an C{X-Forwarded-For} header.
+
+    Each trusted proxy appends the address it received the request from, so
+    with C{trustedProxies} proxies in front of the server the client is that
+    many entries from the right. Entries further left were written by the
+    client itself and prove nothing.
+
+    @param header: The header's value, entries separated by commas.
+    @param trustedProxies: The number of trusted proxies, 1 or more.
+    @return: The normalized address, or L{None} when the header is missing,
+        has too few entries, or the entry is not an IP address.
+    """
+    if not header:
+        return None
+    entries = [entry.strip() for entry in header.split(",")]
+    if len(entries) < trustedProxies:
+        return None
+    entry = entries[-trustedProxies]
+    try:
+        ip_address(entry)
+    except ValueError:
+        return None
+    return formatHost(entry)

@@ -8,11 +8,20 @@ from autobahn.twisted.websocket import (
     WebSocketServerFactory,
     WebSocketServerProtocol,
 )
-from autobahn.websocket.types import ConnectionRequest
+from autobahn.websocket.compress import (
+    PerMessageDeflateOffer,
+    PerMessageDeflateOfferAccept,
+)
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from wsecho.addresses import formatAddress
+from wsecho.addresses import forwardedClient, formatAddress
+from wsecho.flow import applyBackpressure
+from wsecho.origins import compileOrigins, isOriginAllowed
+from wsecho.settings import Settings
+from wsecho.stats import ServerStats, Traffic
 
 log = Logger()
 
@@ -20,6 +29,10 @@ NO_STATUS_RECEIVED = 1005
 """
 The close code RFC 6455 reserves for a close frame that carried no code.
 """
+
+GOING_AWAY = 1001
+
+HANDSHAKE_FAILURE_REASONS = {400: "bad_request", 403: "origin", 426: "version"}
 
 
 class EchoServerProtocol(WebSocketServerProtocol):
@@ -29,9 +42,11 @@ class EchoServerProtocol(WebSocketServerProtocol):
     A text message comes back as text with the factory's prefix in front of
     it; a binary message comes back unchanged.
 
-    @ivar peer: The client address shown in log lines, C{host:port}.
+    @ivar peer: The client address shown in log lines: C{host:port} of the
+        TCP peer, or the address taken from C{X-Forwarded-For}.
     @ivar openedAt: When the opening handshake completed, in seconds of the
         factory's reactor, or L{None} before that.
+    @ivar traffic: Messages and bytes each way.
     """
 
     factory: EchoServerFactory
@@ -40,23 +55,33 @@ class EchoServerProtocol(WebSocketServerProtocol):
     path = ""
     origin: str | None = None
     openedAt: float | None = None
-    messagesIn = 0
-    messagesOut = 0
-    bytesIn = 0
-    bytesOut = 0
+    closeWaiters: list[Deferred[bool]] | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
         self.peer = formatAddress(self.transport.getPeer())
+        self.traffic = Traffic()
+        applyBackpressure(self.transport)
 
     def onConnect(self, request: ConnectionRequest) -> None:
+        factory = self.factory
+        if factory.settings.trustForwardedFor:
+            forwarded = forwardedClient(
+                request.headers.get("x-forwarded-for"),
+                factory.settings.trustForwardedFor,
+            )
+            if forwarded is not None:
+                self.peer = forwarded
         self.path = request.path
-        self.origin = request.origin
+        self.origin = request.origin or None
+        if not isOriginAllowed(self.origin, factory.allowedOrigins):
+            raise ConnectionDeny(403, f"origin {self.origin!r} is not allowed")
         return None
 
     def onOpen(self) -> None:
         self.openedAt = self.factory.reactor.seconds()
         self.factory.openConnections.add(self)
+        self.factory.stats.connections += 1
         log.info(
             "Connection from {peer}",
             peer=self.peer,
@@ -65,56 +90,123 @@ class EchoServerProtocol(WebSocketServerProtocol):
         )
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.messagesIn += 1
-        self.bytesIn += len(payload)
+        traffic = self.traffic
+        traffic.messagesIn += 1
+        traffic.bytesIn += len(payload)
         if not isBinary:
             payload = self.factory.prefix + payload
         self.sendMessage(payload, isBinary)
-        self.messagesOut += 1
-        self.bytesOut += len(payload)
+        traffic.messagesOut += 1
+        traffic.bytesOut += len(payload)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self.openedAt is None:
             return
-        self.factory.openConnections.discard(self)
+        factory = self.factory
+        factory.openConnections.discard(self)
         if code is None:
             code = NO_STATUS_RECEIVED
+        factory.stats.closeCodes[code] += 1
+        factory.stats.closedTraffic.add(self.traffic)
+        self.logClose(wasClean, code, reason or "")
+        waiters, self.closeWaiters = self.closeWaiters or [], None
+        for waiter in waiters:
+            waiter.callback(wasClean)
+
+    def logClose(self, wasClean: bool, code: int, reason: str) -> None:
         fields = dict(
             peer=self.peer,
             code=code,
-            reason=reason or "",
+            reason=reason,
             clean=wasClean,
             duration=self.factory.reactor.seconds() - self.openedAt,
-            messagesIn=self.messagesIn,
-            messagesOut=self.messagesOut,
-            bytesIn=self.bytesIn,
-            bytesOut=self.bytesOut,
+            messagesIn=self.traffic.messagesIn,
+            messagesOut=self.traffic.messagesOut,
+            bytesIn=self.traffic.bytesIn,
+            bytesOut=self.traffic.bytesOut,
         )
         if reason:
             log.info("{peer} disconnected with status {code} {reason}", **fields)
         else:
             log.info("{peer} disconnected with status {code}", **fields)
 
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders=None) -> None:
+        label = HANDSHAKE_FAILURE_REASONS.get(code, f"http_{code}")
+        self.factory.stats.handshakeFailures[label] += 1
+        log.info(
+            "Rejected WebSocket handshake from {peer}: {code} {reason}",
+            peer=self.peer,
+            code=code,
+            reason=reason,
+        )
+        super().failHandshake(reason, code, responseHeaders)
+
+    def goAway(self) -> Deferred[bool]:
+        """
+        Start the closing handshake with code 1001 (going away).
+
+        Autobahn's public C{sendClose} accepts only 1000 and 3000-4999, so the
+        close frame is sent through the lower-level call.
+
+        @return: A L{Deferred} that fires with whether the connection closed
+            cleanly, once it has closed.
+        """
+        closed: Deferred[bool] = Deferred()
+        if self.closeWaiters is None:
+            self.closeWaiters = []
+        self.closeWaiters.append(closed)
+        self.sendCloseFrame(
+            code=GOING_AWAY, reasonUtf8=b"server shutting down", isReply=False
+        )
+        return closed
+
+
+def acceptDeflate(offers: list) -> PerMessageDeflateOfferAccept | None:
+    """
+    Accept the first permessage-deflate offer, as browsers make it.
+    """
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            return PerMessageDeflateOfferAccept(offer)
+    return None
+
 
 class EchoServerFactory(WebSocketServerFactory):
     """
     Build L{EchoServerProtocol} instances and keep track of the open ones.
 
+    @ivar settings: The server's settings.
     @ivar prefix: The UTF-8 bytes put before every echoed text message.
     @ivar openConnections: The protocols whose opening handshake completed
         and which have not closed yet.
+    @ivar stats: Totals since start.
     """
 
     protocol = EchoServerProtocol
 
     def __init__(
-        self, prefix: str = "You said: ", reactor: IReactorTime | None = None
+        self, settings: Settings | None = None, reactor: IReactorTime | None = None
     ) -> None:
         super().__init__(reactor=reactor)
-        self.prefix = prefix.encode("utf-8")
+        self.settings = settings = settings or Settings()
+        self.prefix = settings.prefix.encode("utf-8")
         self.openConnections: set[EchoServerProtocol] = set()
-        # Send a close frame with the RFC 6455 code before dropping a
-        # connection for a protocol error, so that clients see 1002, 1007 or
-        # 1009 instead of 1006.  Setting any option resets allowNullOrigin,
-        # so it is passed every time.
-        self.setProtocolOptions(failByDrop=False, allowNullOrigin=True)
+        self.stats = ServerStats(startedAt=self.reactor.seconds())
+        self.allowedOrigins = compileOrigins(settings.allowedOrigins)
+        self.setProtocolOptions(
+            # Send a close frame with the RFC 6455 code before dropping a
+            # connection for a protocol error, so that clients see 1002, 1007
+            # or 1009 instead of 1006.
+            failByDrop=False,
+            # Origins are checked in onConnect, which can answer 403.
+            allowNullOrigin=True,
+            maxMessagePayloadSize=settings.maxMessageSize,
+            maxFramePayloadSize=settings.maxMessageSize,
+            autoPingInterval=settings.pingInterval,
+            autoPingTimeout=settings.pingTimeout,
+            openHandshakeTimeout=settings.handshakeTimeout,
+            closeHandshakeTimeout=max(settings.drainTimeout, 1),
+            perMessageCompressionAccept=(
+                acceptDeflate if settings.compression else lambda offers: None
+            ),
+        )

@@ -7,6 +7,8 @@ from importlib.resources import files
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from wsecho.responses import respond
+
 
 class BrowserPage(Resource):
     """
@@ -22,6 +24,6 @@ class BrowserPage(Resource):
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
-        return self.body
+        return respond(request, self.body)
 
     render_HEAD = render_GET

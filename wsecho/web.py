@@ -1,27 +1,37 @@
 """
-The HTTP side of wsecho: the site, and the resource that hands a WebSocket
-upgrade request over to the echo protocol.
+The HTTP side of wsecho: the site, its resources, and the resource that
+hands a WebSocket upgrade request over to the echo protocol.
 """
 
 from __future__ import annotations
 
-from autobahn.twisted.websocket import WebSocketServerFactory
-from twisted.internet.interfaces import IProtocol, IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
+from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper
-from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from wsecho.addresses import formatAddress
+from wsecho.channel import WebSocketChannel
+from wsecho.echo import EchoServerFactory
+from wsecho.monitoring import HealthResource, MetricsResource
 from wsecho.pages import BrowserPage
+from wsecho.ratelimit import RateLimitedLog
+from wsecho.responses import renderText
+
+log = Logger()
+
+IDLE_TIMEOUT = 75
+"""
+Seconds an idle keep-alive HTTP connection stays open: longer than the 60 s
+that nginx and AWS load balancers keep idle upstream connections, so that
+they, not the server, close them, and no request races a close.
+"""
 
 
 def headerTokens(request: Request, name: bytes) -> set[bytes]:
     """
     Collect the comma-separated tokens of a request header, lowercased.
-
-    @param request: The request to read.
-    @param name: The header name.
-    @return: Every token of every value of that header.
     """
     tokens = set()
     for value in request.requestHeaders.getRawHeaders(name, []):
@@ -45,26 +55,13 @@ def webSocketURL(request: Request) -> str:
     Build the C{ws://} or C{wss://} URL of the resource a request addressed.
     """
     scheme = "wss" if request.isSecure() else "ws"
-    host = request.getRequestHostname().decode("ascii", "replace")
-    port = request.getHost().port
     hostHeader = request.getHeader(b"host")
     if hostHeader:
         authority = hostHeader.decode("ascii", "replace")
     else:
-        authority = f"{host}:{port}"
+        authority = formatAddress(request.getHost())
     path = request.path.decode("ascii", "replace")
     return f"{scheme}://{authority}{path}"
-
-
-def renderText(
-    request: Request, code: int, text: str, message: bytes | None = None
-) -> bytes:
-    """
-    Set a response code and a plain-text body.
-    """
-    request.setResponseCode(code, message)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-    return text.encode("utf-8")
 
 
 class NotFound(Resource):
@@ -79,7 +76,7 @@ class NotFound(Resource):
         return renderText(request, 404, f"Not found: {path}\n")
 
 
-class Root(Resource):
+class Folder(Resource):
     """
     A folder of the site: known children, and a plain 404 for anything else.
 
@@ -101,43 +98,32 @@ class Root(Resource):
         return NotFound().render(request)
 
 
-class WebSocketChannel(HTTPChannel):
-    """
-    An HTTP channel that can hand its connection over to a WebSocket protocol.
-
-    @ivar upgradedTo: The protocol that now owns the connection, or L{None}
-        while the channel still speaks HTTP.
-    """
-
-    upgradedTo: IProtocol | None = None
-
-    def rawDataReceived(self, data: bytes) -> None:
-        # Bytes that arrived in the same read as the upgrade request (a client
-        # may send its first frame without waiting for the 101) still pass
-        # through the channel once; they belong to the WebSocket.
-        if self.upgradedTo is not None:
-            self.upgradedTo.dataReceived(data)
-        else:
-            super().rawDataReceived(data)
-
-
 class WebSocketEndpoint(Resource):
     """
-    Serve the WebSocket: hand upgrade requests to the factory's protocol and
-    answer anything else with C{426 Upgrade Required}.
+    Serve the WebSocket: hand upgrade requests to the factory's protocol,
+    turn them away with 503 past the connection limit, and answer anything
+    else with C{426 Upgrade Required}.
     """
 
     isLeaf = True
 
-    def __init__(self, factory: WebSocketServerFactory) -> None:
+    def __init__(self, factory: EchoServerFactory) -> None:
         super().__init__()
         self.factory = factory
+        self.limitLog = RateLimitedLog(
+            log,
+            "Rejected {count} WebSocket connections: the limit of "
+            "{maxConnections} open connections is reached",
+            factory.reactor,
+        )
 
     def render(self, request: Request) -> bytes | int:
         if request.postpath and request.postpath != [b""]:
             return NotFound().render(request)
         if not isWebSocketUpgrade(request):
             return self.renderUpgradeRequired(request)
+        if self.factory.countConnections >= self.factory.settings.maxConnections:
+            return self.renderTooMany(request)
         self.switchProtocol(request)
         return NOT_DONE_YET
 
@@ -148,6 +134,17 @@ class WebSocketEndpoint(Resource):
         text = f"426 Upgrade Required: connect a WebSocket client to {url}\n"
         return renderText(request, 426, text, b"Upgrade Required")
 
+    def renderTooMany(self, request: Request) -> bytes:
+        maxConnections = self.factory.settings.maxConnections
+        self.factory.stats.rejections["max_connections"] += 1
+        self.limitLog.event(maxConnections=maxConnections)
+        request.setHeader(b"retry-after", b"5")
+        text = (
+            "503 Service Unavailable: the server has reached its limit of "
+            f"{maxConnections} WebSocket connections; try again later\n"
+        )
+        return renderText(request, 503, text)
+
     def switchProtocol(self, request: Request) -> None:
         """
         Take the connection away from HTTP and replay the upgrade request to a
@@ -157,8 +154,7 @@ class WebSocketEndpoint(Resource):
         transport = channel.transport
         protocol = self.factory.buildProtocol(transport.getPeer())
 
-        channel.upgradedTo = protocol
-        channel.transport = None
+        channel.switchProtocol(protocol)
         transport.unregisterProducer()
         if isinstance(transport, ProtocolWrapper):
             transport.wrappedProtocol = protocol
@@ -183,37 +179,65 @@ class WebSocketEndpoint(Resource):
 
 class EchoSite(Site):
     """
-    The wsecho site: L{WebSocketChannel} connections, and no access log, so
-    that health checks every few seconds do not flood the log.
+    The wsecho site: L{WebSocketChannel} connections with a deadline for each
+    request, and no access log, so that health checks every few seconds do not
+    flood the log.
+
+    @ivar requestTimeout: Seconds a client has to send a whole request.
     """
 
     protocol = WebSocketChannel
     noisy = False
 
+    def __init__(
+        self, root: Resource, factory: EchoServerFactory, reactor: IReactorTime
+    ) -> None:
+        super().__init__(root, timeout=IDLE_TIMEOUT, reactor=reactor)
+        self.factory = factory
+        self.requestTimeout = factory.settings.handshakeTimeout
+        self.timeoutLog = RateLimitedLog(
+            log,
+            "Dropped {count} connections that sent no complete request within "
+            "{timeout} s (last from {peer})",
+            reactor,
+        )
+
     def log(self, request: Request) -> None:
         pass
 
+    def requestTimedOut(self, peer: IAddress) -> None:
+        """
+        Count and log a connection dropped for a late request.
+        """
+        self.factory.stats.handshakeFailures["timeout"] += 1
+        self.timeoutLog.event(timeout=self.requestTimeout, peer=formatAddress(peer))
 
-def buildSite(
-    factory: WebSocketServerFactory, path: str, reactor: IReactorTime | None = None
-) -> EchoSite:
+    def stopFactory(self) -> None:
+        self.timeoutLog.cancel()
+        super().stopFactory()
+
+
+def buildSite(factory: EchoServerFactory, reactor: IReactorTime | None = None) -> EchoSite:
     """
-    Build the site that serves the WebSocket at C{path}.
+    Build the site: the WebSocket at the factory's path, the browser page at
+    C{/}, C{/health} and C{/metrics}.
 
     @param factory: The WebSocket factory behind the endpoint.
-    @param path: The URL path of the WebSocket, starting with C{/}.
-    @param reactor: The clock for HTTP timeouts; the global reactor by default.
+    @param reactor: The clock for HTTP timeouts; the factory's by default.
     """
-    root = Root(BrowserPage())
+    root = Folder(BrowserPage())
+    root.putChild(b"health", HealthResource(factory))
+    root.putChild(b"metrics", MetricsResource(factory))
     endpoint = WebSocketEndpoint(factory)
+    path = factory.settings.path
     segments = [segment.encode("utf-8") for segment in path.strip("/").split("/")]
     if segments == [b""]:
-        root = endpoint
+        root.index = endpoint
     else:
         parent: Resource = root
         for segment in segments[:-1]:
-            child = Root()
+            child = parent.children.get(segment) or Folder()
             parent.putChild(segment, child)
             parent = child
         parent.putChild(segments[-1], endpoint)
-    return EchoSite(root, reactor=reactor)
+    return EchoSite(root, factory, reactor or factory.reactor)

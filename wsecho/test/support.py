@@ -16,6 +16,7 @@ from twisted.test.iosim import FakeTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from wsecho.echo import EchoServerFactory
+from wsecho.settings import Settings
 from wsecho.web import EchoSite, buildSite
 
 TEXT = 0x1
@@ -163,20 +164,17 @@ class ServerTestCase(SynchronousTestCase):
     Autobahn's timers.
     """
 
-    path = "/ws"
-    prefix = "You said: "
+    settings = Settings()
 
     def setUp(self) -> None:
         self.clock = MemoryReactorClock()
         previousLoop = txaio.config.loop
         txaio.config.loop = self.clock
         self.addCleanup(setattr, txaio.config, "loop", previousLoop)
-        self.factory = self.buildFactory()
-        self.site = buildSite(self.factory, self.path, reactor=self.clock)
+        self.factory = EchoServerFactory(self.settings, reactor=self.clock)
+        self.site = buildSite(self.factory, self.clock)
+        self.path = self.settings.path
         self.nextPort = 50000
-
-    def buildFactory(self) -> EchoServerFactory:
-        return EchoServerFactory(prefix=self.prefix, reactor=self.clock)
 
     def connect(self, host: str = "192.0.2.7") -> Connection:
         self.nextPort += 1

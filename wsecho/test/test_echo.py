@@ -6,6 +6,7 @@ lines of a connection's life.
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 
+from wsecho.settings import Settings
 from wsecho.test.support import (
     BINARY,
     CLOSE,
@@ -163,7 +164,7 @@ class EmptyPrefixTests(ServerTestCase):
     An empty prefix makes a pure echo.
     """
 
-    prefix = ""
+    settings = Settings(prefix="")
 
     def test_textUnchanged(self):
         """

@@ -2,6 +2,7 @@
 Tests for L{wsecho.web}: plain HTTP answers and the hand-over to WebSocket.
 """
 
+from wsecho.settings import Settings
 from wsecho.test.support import TEXT, ServerTestCase, clientFrame
 
 
@@ -123,7 +124,7 @@ class NestedPathTests(ServerTestCase):
     The WebSocket can live at a nested path.
     """
 
-    path = "/api/echo"
+    settings = Settings(path="/api/echo")
 
     def test_nestedPath(self):
         """
