@@ -4,6 +4,7 @@ The WebSocket echo protocol and its factory.
 
 from __future__ import annotations
 
+import txaio
 from autobahn.twisted.websocket import (
     WebSocketServerFactory,
     WebSocketServerProtocol,
@@ -104,7 +105,13 @@ class EchoServerProtocol(WebSocketServerProtocol):
             return
         factory = self.factory
         factory.openConnections.discard(self)
-        if code is None:
+        if self.closedByMe and self.localCloseCode is not None:
+            # The server started the closing handshake (a protocol error, a
+            # message too big, a shutdown): its code says why the connection
+            # ended, even when the client dropped it without answering.
+            code = self.localCloseCode
+            reason = (self.localCloseReason or b"").decode("utf-8", "replace")
+        elif code is None:
             code = NO_STATUS_RECEIVED
         factory.stats.closeCodes[code] += 1
         factory.stats.closedTraffic.add(self.traffic)
@@ -159,6 +166,16 @@ class EchoServerProtocol(WebSocketServerProtocol):
             code=GOING_AWAY, reasonUtf8=b"server shutting down", isReply=False
         )
         return closed
+
+
+def quietAutobahn() -> None:
+    """
+    Turn off Autobahn's own log lines below error level.
+
+    Autobahn logs a failed connection several times over at warning level;
+    wsecho logs each connection's end once, with the close code and reason.
+    """
+    txaio.set_global_log_level("error")
 
 
 def acceptDeflate(offers: list) -> PerMessageDeflateOfferAccept | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.application.service import IService, MultiService
 from twisted.internet.interfaces import IReactorCore
 
-from wsecho.echo import EchoServerFactory
+from wsecho.echo import EchoServerFactory, quietAutobahn
 from wsecho.limits import raiseOpenFileLimit
 from wsecho.listening import BindError, ListeningService, bindDescription, bindDualStack
 from wsecho.settings import Settings
@@ -23,6 +23,7 @@ def buildServer(settings: Settings, reactor: IReactorCore | None = None) -> ISer
     """
     if reactor is None:
         from twisted.internet import reactor
+    quietAutobahn()
     factory = EchoServerFactory(settings, reactor=reactor)
     site = buildSite(factory, reactor)
     try:

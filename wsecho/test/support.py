@@ -15,7 +15,7 @@ from twisted.python.failure import Failure
 from twisted.test.iosim import FakeTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from wsecho.echo import EchoServerFactory
+from wsecho.echo import EchoServerFactory, quietAutobahn
 from wsecho.settings import Settings
 from wsecho.web import EchoSite, buildSite
 
@@ -171,6 +171,9 @@ class ServerTestCase(SynchronousTestCase):
         previousLoop = txaio.config.loop
         txaio.config.loop = self.clock
         self.addCleanup(setattr, txaio.config, "loop", previousLoop)
+        previousLevel = txaio.get_global_log_level()
+        quietAutobahn()
+        self.addCleanup(txaio.set_global_log_level, previousLevel)
         self.factory = EchoServerFactory(self.settings, reactor=self.clock)
         self.site = buildSite(self.factory, self.clock)
         self.path = self.settings.path
