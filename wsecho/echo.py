@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from wsecho.addresses import forwardedClient, formatAddress
+from wsecho.addresses import formatAddress, forwardedClient
 from wsecho.flow import applyBackpressure
 from wsecho.origins import compileOrigins, isOriginAllowed
 from wsecho.settings import Settings
@@ -75,7 +75,8 @@ class EchoServerProtocol(WebSocketServerProtocol):
                 self.peer = forwarded
         self.path = request.path
         self.origin = request.origin or None
-        if not isOriginAllowed(self.origin, factory.allowedOrigins):
+        host = request.headers.get("host")
+        if not isOriginAllowed(self.origin, factory.allowedOrigins, host):
             raise ConnectionDeny(403, f"origin {self.origin!r} is not allowed")
         return None
 
@@ -137,7 +138,9 @@ class EchoServerProtocol(WebSocketServerProtocol):
         else:
             log.info("{peer} disconnected with status {code}", **fields)
 
-    def failHandshake(self, reason: str, code: int = 400, responseHeaders=None) -> None:
+    def failHandshake(
+        self, reason: str, code: int = 400, responseHeaders: list | None = None
+    ) -> None:
         label = HANDSHAKE_FAILURE_REASONS.get(code, f"http_{code}")
         self.factory.stats.handshakeFailures[label] += 1
         log.info(
@@ -215,6 +218,8 @@ class EchoServerFactory(WebSocketServerFactory):
             # connection for a protocol error, so that clients see 1002, 1007
             # or 1009 instead of 1006.
             failByDrop=False,
+            # Answer a client's close frame with its own code and reason.
+            echoCloseCodeReason=True,
             # Origins are checked in onConnect, which can answer 403.
             allowNullOrigin=True,
             maxMessagePayloadSize=settings.maxMessageSize,

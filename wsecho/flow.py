@@ -4,10 +4,9 @@ Backpressure: stop reading from a client while its replies cannot be sent.
 
 from __future__ import annotations
 
-from zope.interface import implementer
-
 from twisted.internet.interfaces import IPushProducer, ITransport
 from twisted.protocols.policies import ProtocolWrapper
+from zope.interface import implementer
 
 
 @implementer(IPushProducer)

@@ -76,13 +76,24 @@ class EchoCollector:
             "WebSocket connections open now.",
             value=len(factory.openConnections),
         )
-        yield counter("wsecho_connections", "WebSocket connections opened.", stats.connections)
-        yield counter("wsecho_messages_received", "Messages received.", traffic.messagesIn)
+        yield counter(
+            "wsecho_connections", "WebSocket connections opened.", stats.connections
+        )
+        yield counter(
+            "wsecho_messages_received", "Messages received.", traffic.messagesIn
+        )
         yield counter("wsecho_messages_sent", "Messages sent.", traffic.messagesOut)
-        yield counter("wsecho_received_bytes", "Message payload bytes received.", traffic.bytesIn)
-        yield counter("wsecho_sent_bytes", "Message payload bytes sent.", traffic.bytesOut)
+        yield counter(
+            "wsecho_received_bytes", "Message payload bytes received.", traffic.bytesIn
+        )
+        yield counter(
+            "wsecho_sent_bytes", "Message payload bytes sent.", traffic.bytesOut
+        )
         yield labelledCounter(
-            "wsecho_closes", "Closed WebSocket connections by close code.", "code", stats.closeCodes
+            "wsecho_closes",
+            "Closed WebSocket connections by close code.",
+            "code",
+            stats.closeCodes,
         )
         yield labelledCounter(
             "wsecho_handshake_failures",

@@ -23,14 +23,21 @@ def compileOrigins(patterns: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{alternative})" for alternative in alternatives))
 
 
-def isOriginAllowed(origin: str | None, allowed: re.Pattern[str] | None) -> bool:
+def isOriginAllowed(
+    origin: str | None, allowed: re.Pattern[str] | None, host: str | None = None
+) -> bool:
     """
     Tell whether a handshake with this C{Origin} header may proceed.
 
-    A missing header (a client that is not a browser) is always allowed. The
-    origin C{null}, sent by sandboxed pages and local files, is allowed only
-    when every origin is, or when C{null} is one of the patterns.
+    A missing header (a client that is not a browser) is always allowed, and
+    so is a page served by this server: an origin whose host and port are the
+    request's C{Host}. The origin C{null}, sent by sandboxed pages and local
+    files, is allowed only when every origin is, or when C{null} is one of
+    the patterns.
     """
     if origin is None or allowed is None:
         return True
-    return allowed.fullmatch(origin.strip().lower()) is not None
+    origin = origin.strip().lower()
+    if host and origin.partition("://")[2] == host.strip().lower():
+        return True
+    return allowed.fullmatch(origin) is not None

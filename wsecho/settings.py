@@ -63,8 +63,14 @@ OPTIONS = [
         "A bare number listens on every IPv4 and IPv6 address.",
         short="p",
     ),
-    OptionSpec("path", "WSECHO_PATH", "/ws", "path", values.parsePath,
-               "URL path of the WebSocket endpoint."),
+    OptionSpec(
+        "path",
+        "WSECHO_PATH",
+        "/ws",
+        "path",
+        values.parsePath,
+        "URL path of the WebSocket endpoint.",
+    ),
     OptionSpec(
         "prefix",
         "WSECHO_PREFIX",
@@ -87,8 +93,7 @@ OPTIONS = [
         "10",
         "pingTimeout",
         seconds("ping timeout", allowZero=True),
-        "Seconds to wait for the pong before dropping the connection; "
-        "0 waits forever.",
+        "Seconds to wait for the pong before dropping the connection; 0 waits forever.",
     ),
     OptionSpec(
         "handshake-timeout",

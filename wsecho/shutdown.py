@@ -9,7 +9,7 @@ import signal
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IReactorCore, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime
 from twisted.logger import Logger
 
 from wsecho.echo import EchoServerFactory
@@ -47,7 +47,7 @@ class DrainService(Service):
         for connection in list(self.factory.openConnections):
             connection.dropConnection(abort=True)
 
-    def drained(self, results: list, expiry, count: int) -> None:
+    def drained(self, results: list, expiry: IDelayedCall, count: int) -> None:
         if expiry.active():
             expiry.cancel()
         clean = sum(1 for _, wasClean in results if wasClean)
@@ -72,9 +72,7 @@ def exitCleanlyOnSignals(reactor: IReactorCore) -> None:
     """
 
     def stop(number: int, frame: object) -> None:
-        log.info(
-            "Received {signal}, stopping", signal=signal.Signals(number).name
-        )
+        log.info("Received {signal}, stopping", signal=signal.Signals(number).name)
         reactor.callFromThread(reactor.stop)
 
     def install() -> None:

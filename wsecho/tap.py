@@ -31,9 +31,7 @@ class Options(usage.Options):
     @ivar settings: The parsed L{Settings}, once parsing succeeded.
     """
 
-    optParameters = [
-        [spec.name, spec.short, None, describe(spec)] for spec in OPTIONS
-    ]
+    optParameters = [[spec.name, spec.short, None, describe(spec)] for spec in OPTIONS]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()

@@ -53,12 +53,16 @@ def parsePort(value: str, source: str) -> int | str:
     return text
 
 
+RESERVED_PATHS = ("/health", "/metrics")
+
+
 def parsePath(value: str, source: str) -> str:
     """
     Validate the URL path of the WebSocket.
 
-    @raise usage.UsageError: The path does not start with C{/}, or contains a
-        character that cannot appear in a plain URL path.
+    @raise usage.UsageError: The path does not start with C{/}, contains a
+        character that cannot appear in a plain URL path, or is taken by
+        C{/health} or C{/metrics}.
     """
     if not value.startswith("/"):
         raise invalid("path", value, source, "it must start with '/', as in /ws")
@@ -69,6 +73,11 @@ def parsePath(value: str, source: str) -> str:
             source,
             "use a plain URL path without '?', '#', spaces or empty segments",
         )
+    for reserved in RESERVED_PATHS:
+        if value.rstrip("/") == reserved or value.startswith(reserved + "/"):
+            raise invalid(
+                "path", value, source, f"{reserved} is the server's own; choose another"
+            )
     return value
 
 
@@ -79,7 +88,9 @@ def parseSeconds(value: str, source: str, name: str, allowZero: bool) -> float:
     @param allowZero: Whether 0, which turns the feature off, is accepted.
     @raise usage.UsageError: The value is not a finite number in range.
     """
-    expected = "expected a number of seconds" + (", 0 or more" if allowZero else " above 0")
+    expected = "expected a number of seconds" + (
+        ", 0 or more" if allowZero else " above 0"
+    )
     try:
         seconds = float(value)
     except ValueError:
@@ -98,7 +109,10 @@ def parseSize(value: str, source: str, name: str) -> int:
     match = SIZE_PATTERN.fullmatch(value.strip())
     if match is None or int(match.group(1)) == 0:
         raise invalid(
-            name, value, source, "expected a size above 0 in bytes, such as 16777216 or 16MiB"
+            name,
+            value,
+            source,
+            "expected a size above 0 in bytes, such as 16777216 or 16MiB",
         )
     number, unit = match.groups()
     return int(number) * SIZE_UNITS[(unit or "").lower()]
@@ -112,7 +126,9 @@ def parseCount(value: str, source: str, name: str, minimum: int) -> int:
     """
     text = value.strip()
     if not text.isdigit() or int(text) < minimum:
-        raise invalid(name, value, source, f"expected a whole number, {minimum} or more")
+        raise invalid(
+            name, value, source, f"expected a whole number, {minimum} or more"
+        )
     return int(text)
 
 

@@ -102,14 +102,17 @@ class WebSocketEndpoint(Resource):
     """
     Serve the WebSocket: hand upgrade requests to the factory's protocol,
     turn them away with 503 past the connection limit, and answer anything
-    else with C{426 Upgrade Required}.
+    else with the fallback resource, or with C{426 Upgrade Required}.
     """
 
     isLeaf = True
 
-    def __init__(self, factory: EchoServerFactory) -> None:
+    def __init__(
+        self, factory: EchoServerFactory, fallback: Resource | None = None
+    ) -> None:
         super().__init__()
         self.factory = factory
+        self.fallback = fallback
         self.limitLog = RateLimitedLog(
             log,
             "Rejected {count} WebSocket connections: the limit of "
@@ -121,6 +124,8 @@ class WebSocketEndpoint(Resource):
         if request.postpath and request.postpath != [b""]:
             return NotFound().render(request)
         if not isWebSocketUpgrade(request):
+            if self.fallback is not None:
+                return self.fallback.render(request)
             return self.renderUpgradeRequired(request)
         if self.factory.countConnections >= self.factory.settings.maxConnections:
             return self.renderTooMany(request)
@@ -217,7 +222,9 @@ class EchoSite(Site):
         super().stopFactory()
 
 
-def buildSite(factory: EchoServerFactory, reactor: IReactorTime | None = None) -> EchoSite:
+def buildSite(
+    factory: EchoServerFactory, reactor: IReactorTime | None = None
+) -> EchoSite:
     """
     Build the site: the WebSocket at the factory's path, the browser page at
     C{/}, C{/health} and C{/metrics}.
@@ -225,15 +232,18 @@ def buildSite(factory: EchoServerFactory, reactor: IReactorTime | None = None) -
     @param factory: The WebSocket factory behind the endpoint.
     @param reactor: The clock for HTTP timeouts; the factory's by default.
     """
-    root = Folder(BrowserPage())
+    path = factory.settings.path
+    page = BrowserPage(path)
+    root = Folder(page)
     root.putChild(b"health", HealthResource(factory))
     root.putChild(b"metrics", MetricsResource(factory))
-    endpoint = WebSocketEndpoint(factory)
-    path = factory.settings.path
     segments = [segment.encode("utf-8") for segment in path.strip("/").split("/")]
     if segments == [b""]:
-        root.index = endpoint
+        # The WebSocket at the root shares it with the page, which plain
+        # requests such as load balancer health checks get.
+        root.index = WebSocketEndpoint(factory, fallback=page)
     else:
+        endpoint = WebSocketEndpoint(factory)
         parent: Resource = root
         for segment in segments[:-1]:
             child = parent.children.get(segment) or Folder()

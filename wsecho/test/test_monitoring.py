@@ -69,7 +69,9 @@ class MetricsTests(ServerTestCase):
     def metrics(self) -> str:
         status, headers, body = get(self, b"/metrics")
         self.assertEqual(status, b"HTTP/1.1 200 OK")
-        self.assertTrue(headers[b"content-type"].startswith(b"text/plain; version=0.0.4"))
+        self.assertTrue(
+            headers[b"content-type"].startswith(b"text/plain; version=0.0.4")
+        )
         return body.decode()
 
     def test_traffic(self):
@@ -99,7 +101,9 @@ class MetricsTests(ServerTestCase):
         connection = self.openWebSocket()
         connection.send(closeFrame(4000))
         connection.disconnect(ConnectionDone())
-        self.assertEqual(metricValue(self.metrics(), 'wsecho_closes_total{code="4000"}'), 1)
+        self.assertEqual(
+            metricValue(self.metrics(), 'wsecho_closes_total{code="4000"}'), 1
+        )
 
     def test_handshakeFailures(self):
         """
@@ -112,7 +116,8 @@ class MetricsTests(ServerTestCase):
         )
         text = self.metrics()
         self.assertEqual(
-            metricValue(text, 'wsecho_handshake_failures_total{reason="bad_request"}'), 1
+            metricValue(text, 'wsecho_handshake_failures_total{reason="bad_request"}'),
+            1,
         )
 
     def test_processMetrics(self):
@@ -131,5 +136,7 @@ class MetricsTests(ServerTestCase):
             b"Accept: application/openmetrics-text; version=1.0.0\r\n\r\n"
         )
         _, headers, body = splitResponse(connection.received())
-        self.assertTrue(headers[b"content-type"].startswith(b"application/openmetrics-text"))
+        self.assertTrue(
+            headers[b"content-type"].startswith(b"application/openmetrics-text")
+        )
         self.assertTrue(body.endswith(b"# EOF\n"))

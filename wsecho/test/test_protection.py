@@ -20,7 +20,6 @@ from wsecho.test.support import (
     TEXT,
     ServerTestCase,
     clientFrame,
-    parseFrames,
     upgradeRequest,
 )
 from wsecho.test.test_web import splitResponse
@@ -449,7 +448,9 @@ class DrainTests(ServerTestCase):
                 connection.disconnect(ConnectionDone())
             self.successResultOf(stopping)
         lines = [formatEvent(event) for event in events]
-        self.assertIn("3 of 3 WebSocket connections closed cleanly; 0 were dropped", lines)
+        self.assertIn(
+            "3 of 3 WebSocket connections closed cleanly; 0 were dropped", lines
+        )
 
     def test_dropAfterTimeout(self):
         """
@@ -467,3 +468,41 @@ class DrainTests(ServerTestCase):
         With no WebSocket open, stopping completes at once.
         """
         self.assertIsNone(self.drain.stopService())
+
+
+class SameOriginTests(ServerTestCase):
+    """
+    The server's own page may connect whatever the origin list says.
+    """
+
+    settings = Settings(allowedOrigins=["https://example.com"])
+
+    def test_ownPage(self):
+        """
+        An origin equal to the request's host is accepted.
+        """
+        self.openWebSocket(b"Origin: http://localhost:8080")
+
+    def test_otherPort(self):
+        """
+        The same host on another port is another origin.
+        """
+        connection = self.connect()
+        response = connection.handshake(b"/ws", b"Origin: http://localhost:9999")
+        self.assertTrue(response.startswith(b"HTTP/1.1 403 "), response)
+
+
+class CloseEchoTests(ServerTestCase):
+    """
+    A client's close frame is answered with its own code and reason.
+    """
+
+    def test_reasonEchoed(self):
+        """
+        The reply carries the client's code and reason.
+        """
+        connection = self.openWebSocket()
+        connection.send(clientFrame(CLOSE, struct.pack("!H", 4001) + b"done here"))
+        [frame] = connection.receivedFrames()
+        self.assertEqual(frame.closeCode, 4001)
+        self.assertEqual(frame.payload[2:], b"done here")

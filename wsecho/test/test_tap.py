@@ -197,6 +197,18 @@ class BadValueTests(SynchronousTestCase):
             "invalid path 'ws' from --path: it must start with '/', as in /ws",
         )
 
+    def test_reservedPath(self):
+        """
+        The paths of the health check and the metrics cannot be taken.
+        """
+        for path, reserved in [("/health", "/health"), ("/metrics/ws", "/metrics")]:
+            error = self.assertRaises(usage.UsageError, parse, ["--path", path], {})
+            self.assertEqual(
+                str(error),
+                f"invalid path {path!r} from --path: "
+                f"{reserved} is the server's own; choose another",
+            )
+
     def test_pathWithQuery(self):
         """
         A path with a query, a space or an empty segment is rejected.
@@ -259,3 +271,155 @@ class CommandLineTests(SynchronousTestCase):
         for option in ["--port", "--path", "--prefix"]:
             self.assertIn(option, text)
         self.assertIn("SERVER_PORT", text)
+
+
+class ProductionOptionTests(SynchronousTestCase):
+    """
+    The production options parse from the command line and the environment.
+    """
+
+    def test_defaults(self):
+        """
+        With nothing set, every setting has its documented default.
+        """
+        settings = parse([]).settings
+        self.assertEqual(settings.pingInterval, 20)
+        self.assertEqual(settings.pingTimeout, 10)
+        self.assertEqual(settings.handshakeTimeout, 10)
+        self.assertEqual(settings.drainTimeout, 5)
+        self.assertEqual(settings.maxMessageSize, 16 * 1024 * 1024)
+        self.assertEqual(settings.maxConnections, 10000)
+        self.assertEqual(settings.allowedOrigins, ["*"])
+        self.assertEqual(settings.trustForwardedFor, 0)
+        self.assertIs(settings.compression, True)
+
+    def test_commandLine(self):
+        """
+        Each option sets its field.
+        """
+        settings = parse(
+            [
+                "--ping-interval", "0",
+                "--ping-timeout", "2.5",
+                "--handshake-timeout", "3",
+                "--drain-timeout", "0",
+                "--max-message-size", "64KiB",
+                "--max-connections", "50",
+                "--allowed-origins", "https://a.example, https://*.b.example",
+                "--trust-x-forwarded-for", "2",
+                "--compression", "off",
+            ]
+        ).settings  # fmt: skip
+        self.assertEqual(settings.pingInterval, 0)
+        self.assertEqual(settings.pingTimeout, 2.5)
+        self.assertEqual(settings.handshakeTimeout, 3)
+        self.assertEqual(settings.drainTimeout, 0)
+        self.assertEqual(settings.maxMessageSize, 65536)
+        self.assertEqual(settings.maxConnections, 50)
+        self.assertEqual(
+            settings.allowedOrigins, ["https://a.example", "https://*.b.example"]
+        )
+        self.assertEqual(settings.trustForwardedFor, 2)
+        self.assertIs(settings.compression, False)
+
+    def test_environment(self):
+        """
+        C{WSECHO_*} variables set options that the command line leaves out.
+        """
+        environ = {
+            "WSECHO_TRUST_X_FORWARDED_FOR": "2",
+            "WSECHO_PING_INTERVAL": "15",
+            "WSECHO_PATH": "/echo",
+        }
+        settings = parse(["--ping-interval", "5"], environ).settings
+        self.assertEqual(settings.trustForwardedFor, 2)
+        self.assertEqual(settings.pingInterval, 5)
+        self.assertEqual(settings.path, "/echo")
+
+    def test_badValues(self):
+        """
+        Each bad value names itself, its option or variable, and the
+        expected form.
+        """
+        cases = [
+            (
+                ["--ping-interval", "soon"],
+                {},
+                "invalid ping interval 'soon' from --ping-interval: "
+                "expected a number of seconds, 0 or more",
+            ),
+            (
+                ["--handshake-timeout", "0"],
+                {},
+                "invalid handshake timeout '0' from --handshake-timeout: "
+                "expected a number of seconds above 0",
+            ),
+            (
+                [],
+                {"WSECHO_DRAIN_TIMEOUT": "-1"},
+                "invalid drain timeout '-1' from the WSECHO_DRAIN_TIMEOUT "
+                "environment variable: expected a number of seconds, 0 or more",
+            ),
+            (
+                ["--ping-timeout", "nan"],
+                {},
+                "invalid ping timeout 'nan' from --ping-timeout: "
+                "expected a number of seconds, 0 or more",
+            ),
+            (
+                ["--max-message-size", "16 parsecs"],
+                {},
+                "invalid message size '16 parsecs' from --max-message-size: "
+                "expected a size above 0 in bytes, such as 16777216 or 16MiB",
+            ),
+            (
+                ["--max-connections", "0"],
+                {},
+                "invalid connection limit '0' from --max-connections: "
+                "expected a whole number, 1 or more",
+            ),
+            (
+                ["--trust-x-forwarded-for", "two"],
+                {},
+                "invalid proxy count 'two' from --trust-x-forwarded-for: "
+                "expected a whole number, 0 or more",
+            ),
+            (
+                ["--allowed-origins", "https://a.example,,"],
+                {},
+                "invalid origin list 'https://a.example,,' from --allowed-origins: "
+                "expected comma-separated origins such as https://example.com, or *",
+            ),
+            (
+                ["--compression", "maybe"],
+                {},
+                "invalid compression 'maybe' from --compression: expected on or off",
+            ),
+        ]
+        for arguments, environ, message in cases:
+            error = self.assertRaises(usage.UsageError, parse, arguments, environ)
+            self.assertEqual(str(error), message)
+
+    def test_sizeUnits(self):
+        """
+        Sizes take K, M and G suffixes as powers of 1024.
+        """
+        for text, size in [
+            ("100", 100),
+            ("2k", 2048),
+            ("1M", 1 << 20),
+            ("1GiB", 1 << 30),
+        ]:
+            settings = parse(["--max-message-size", text]).settings
+            self.assertEqual(settings.maxMessageSize, size)
+
+    def test_helpShowsUnits(self):
+        """
+        The help text gives the unit of every timeout and size.
+        """
+        text = str(Options(environ={}))
+        for option in ["--ping-interval", "--handshake-timeout", "--drain-timeout"]:
+            self.assertIn(option, text)
+        self.assertIn("Seconds", text)
+        self.assertIn("in bytes", text)
+        self.assertIn("$WSECHO_PING_INTERVAL", text)

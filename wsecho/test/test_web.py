@@ -142,3 +142,44 @@ class NestedPathTests(ServerTestCase):
         connection = self.connect()
         connection.send(plainRequest(b"/api"))
         self.assertIn(b" 404 ", connection.received())
+
+
+class PageTests(ServerTestCase):
+    """
+    The browser page knows the WebSocket's path.
+    """
+
+    settings = Settings(path="/api/echo")
+
+    def test_pathInPage(self):
+        """
+        The page's websocket-path tag holds the server's path.
+        """
+        connection = self.connect()
+        connection.send(plainRequest(b"/"))
+        _, _, body = splitResponse(connection.received())
+        self.assertIn(b'<meta name="websocket-path" content="/api/echo">', body)
+
+
+class RootPathTests(ServerTestCase):
+    """
+    A WebSocket at C{/} shares the root with the page.
+    """
+
+    settings = Settings(path="/")
+
+    def test_plainGetGetsPage(self):
+        """
+        A plain GET on C{/} gets the page.
+        """
+        connection = self.connect()
+        connection.send(plainRequest(b"/"))
+        status, _, body = splitResponse(connection.received())
+        self.assertEqual(status, b"HTTP/1.1 200 OK")
+        self.assertIn(b"<html", body)
+
+    def test_upgradeGetsWebSocket(self):
+        """
+        An upgrade on C{/} opens the WebSocket.
+        """
+        self.openWebSocket()
