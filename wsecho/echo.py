@@ -23,6 +23,7 @@ from wsecho.flow import applyBackpressure
 from wsecho.origins import compileOrigins, isOriginAllowed
 from wsecho.settings import Settings
 from wsecho.stats import ServerStats, Traffic
+from wsecho.timers import ReactorTimer
 
 log = Logger()
 
@@ -213,6 +214,7 @@ class EchoServerFactory(WebSocketServerFactory):
         self.openConnections: set[EchoServerProtocol] = set()
         self.stats = ServerStats(startedAt=self.reactor.seconds())
         self.allowedOrigins = compileOrigins(settings.allowedOrigins)
+        self._batched_timer = ReactorTimer(self.reactor)
         self.setProtocolOptions(
             # Send a close frame with the RFC 6455 code before dropping a
             # connection for a protocol error, so that clients see 1002, 1007

@@ -506,3 +506,28 @@ class CloseEchoTests(ServerTestCase):
         [frame] = connection.receivedFrames()
         self.assertEqual(frame.closeCode, 4001)
         self.assertEqual(frame.payload[2:], b"done here")
+
+
+class SubsecondPingTests(ServerTestCase):
+    """
+    Ping timing holds below a second.
+    """
+
+    settings = Settings(pingInterval=0.3, pingTimeout=0.5)
+
+    def test_timeoutNotEarly(self):
+        """
+        A 0.5 s ping timeout does not drop the connection before 0.5 s.
+        """
+        self.clock.advance(0.7)
+        connection = self.openWebSocket()
+        self.clock.advance(0.31)
+        [ping] = connection.receivedFrames()
+        self.assertEqual(ping.opcode, PING)
+        self.clock.advance(0.45)
+        self.assertFalse(connection.closed)
+        connection.send(clientFrame(PONG, ping.payload))
+        self.clock.advance(0.2)
+        self.assertFalse(connection.closed)
+        self.clock.advance(0.3)
+        self.assertEqual([f.opcode for f in connection.receivedFrames()], [PING])
