@@ -7,6 +7,7 @@ from __future__ import annotations
 from twisted.application.service import IService, MultiService
 from twisted.internet.interfaces import IReactorCore
 
+from wsecho.acceleration import logAcceleration
 from wsecho.echo import EchoServerFactory, quietAutobahn
 from wsecho.limits import raiseOpenFileLimit
 from wsecho.listening import BindError, ListeningService, bindDescription, bindDualStack
@@ -34,6 +35,7 @@ def buildServer(settings: Settings, reactor: IReactorCore | None = None) -> ISer
     except BindError as error:
         raise SystemExit(f"twistd wsecho: {error}") from None
     raiseOpenFileLimit(settings.maxConnections)
+    logAcceleration()
     exitCleanlyOnSignals(reactor)
 
     server = MultiService()

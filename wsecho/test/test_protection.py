@@ -6,8 +6,8 @@ timeouts, pings, protocol errors and proxies.
 import struct
 
 from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
-from twisted.test.proto_helpers import StringTransport
 
 from wsecho.flow import ReadPause
 from wsecho.settings import Settings
