@@ -108,15 +108,10 @@ def bindDescription(description: str) -> SocketListener | EndpointListener:
 
     @raise BindError: The address cannot be bound.
     """
-    recorder = MemoryReactor()
-    endpoints.serverFromString(recorder, description).listen(None)
-    if recorder.tcpServers:
-        port, _, backlog, interface = recorder.tcpServers[0]
-        tls = None
-    elif recorder.sslServers:
-        port, _, tls, backlog, interface = recorder.sslServers[0]
-    else:
+    recorded = recordListen(description)
+    if recorded is None:
         return EndpointListener(description)
+    port, backlog, interface, tls = recorded
     family = socket.AF_INET6 if isIPv6Address(interface) else socket.AF_INET
     host = interface or "0.0.0.0"  # noqa: S104
     try:
@@ -125,6 +120,27 @@ def bindDescription(description: str) -> SocketListener | EndpointListener:
         shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
         raise BindError(bindFailure(shown, error)) from None
     return SocketListener(sock, description, tls)
+
+
+def recordListen(
+    description: str,
+) -> tuple[int, int, str, IOpenSSLServerConnectionCreator | None] | None:
+    """
+    Find what a C{tcp:}, C{tcp6:} or C{ssl:} description listens on, by
+    letting its endpoint listen on a reactor that only records the call.
+
+    @return: The port, backlog, interface and TLS context (L{None} for
+        plain TCP), or L{None} for other endpoint types.
+    """
+    recorder = MemoryReactor()
+    endpoints.serverFromString(recorder, description).listen(None)
+    if recorder.tcpServers:
+        port, _, backlog, interface = recorder.tcpServers[0]
+        return port, backlog, interface, None
+    if recorder.sslServers:
+        port, _, tls, backlog, interface = recorder.sslServers[0]
+        return port, backlog, interface, tls
+    return None
 
 
 def bindSocket(

@@ -10,7 +10,14 @@ from twisted.internet.interfaces import IReactorCore
 from wsecho.acceleration import logAcceleration
 from wsecho.echo import EchoServerFactory, quietAutobahn
 from wsecho.limits import raiseOpenFileLimit
-from wsecho.listening import BindError, ListeningService, bindDescription, bindDualStack
+from wsecho.listening import (
+    BindError,
+    EndpointListener,
+    ListeningService,
+    SocketListener,
+    bindDescription,
+    bindDualStack,
+)
 from wsecho.settings import Settings
 from wsecho.shutdown import DrainService, exitCleanlyOnSignals
 from wsecho.web import buildSite
@@ -18,26 +25,56 @@ from wsecho.web import buildSite
 
 def buildServer(settings: Settings, reactor: IReactorCore | None = None) -> IService:
     """
-    Bind the listening socket and build the services of a server.
+    Bind the listening socket and build the services of a server: one that
+    serves from this process, or a pool of worker processes.
 
-    @raise SystemExit: The port cannot be bound; the message says why.
+    @raise SystemExit: The port cannot be bound, or cannot be shared by
+        workers; the message says why.
     """
     if reactor is None:
         from twisted.internet import reactor
-    quietAutobahn()
-    factory = EchoServerFactory(settings, reactor=reactor)
-    site = buildSite(factory, reactor)
+    listener = bindListener(settings)
+    raiseOpenFileLimit(settings.maxConnections)
+    exitCleanlyOnSignals(reactor)
+    if settings.workers == 1:
+        return serve(settings, listener, reactor)
+    if not isinstance(listener, SocketListener):
+        raise SystemExit(
+            f"twistd wsecho: --workers {settings.workers} needs a TCP or TLS port, "
+            f"not {settings.port!r}; use a port number or a tcp:, tcp6: or ssl: "
+            "description"
+        )
+    from wsecho.workers import WorkerPool
+
+    return WorkerPool(listener, settings, reactor)
+
+
+def bindListener(settings: Settings) -> SocketListener | EndpointListener:
+    """
+    Bind the socket for the settings' port.
+
+    @raise SystemExit: It cannot be bound.
+    """
     try:
         if isinstance(settings.port, int):
-            listener = bindDualStack(settings.port)
-        else:
-            listener = bindDescription(settings.port)
+            return bindDualStack(settings.port)
+        return bindDescription(settings.port)
     except BindError as error:
         raise SystemExit(f"twistd wsecho: {error}") from None
-    raiseOpenFileLimit(settings.maxConnections)
-    logAcceleration()
-    exitCleanlyOnSignals(reactor)
 
+
+def serve(
+    settings: Settings,
+    listener: SocketListener | EndpointListener,
+    reactor: IReactorCore,
+) -> IService:
+    """
+    Build the services that serve WebSockets on a listener in this process.
+    """
+    quietAutobahn()
+    logAcceleration()
+    factory = EchoServerFactory(settings, reactor=reactor)
+    site = buildSite(factory, reactor)
     server = MultiService()
     # MultiService stops its children in reverse order: listening stops
     # first, then the open connections are drained.

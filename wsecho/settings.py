@@ -29,6 +29,7 @@ class Settings:
     allowedOrigins: list[str] = field(default_factory=lambda: ["*"])
     trustForwardedFor: int = 0
     compression: bool = True
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -155,5 +156,14 @@ OPTIONS = [
         "compression",
         lambda value, source: values.parseSwitch(value, source, "compression"),
         "Whether to accept permessage-deflate compression: on or off.",
+    ),
+    OptionSpec(
+        "workers",
+        "WSECHO_WORKERS",
+        "1",
+        "workers",
+        values.parseWorkers,
+        "Number of worker processes sharing the listening socket, or auto "
+        "for one per CPU core; 1 serves from the twistd process itself.",
     ),
 ]

@@ -5,6 +5,7 @@ and where it came from.
 
 from __future__ import annotations
 
+import os
 import re
 
 from twisted.internet import endpoints
@@ -162,3 +163,20 @@ def parseSwitch(value: str, source: str, name: str) -> bool:
     if text in ("off", "false", "no", "0"):
         return False
     raise invalid(name, value, source, "expected on or off")
+
+
+def parseWorkers(value: str, source: str) -> int:
+    """
+    Parse a number of worker processes, or C{auto} for one per CPU core
+    this process may run on.
+
+    @raise usage.UsageError: The value is neither.
+    """
+    if value.strip().lower() == "auto":
+        return len(os.sched_getaffinity(0))
+    text = value.strip()
+    if not text.isdigit() or int(text) < 1:
+        raise invalid(
+            "worker count", value, source, "expected auto or a whole number, 1 or more"
+        )
+    return int(text)

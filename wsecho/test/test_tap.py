@@ -423,3 +423,35 @@ class ProductionOptionTests(SynchronousTestCase):
         self.assertIn("Seconds", text)
         self.assertIn("in bytes", text)
         self.assertIn("$WSECHO_PING_INTERVAL", text)
+
+
+class WorkerOptionTests(SynchronousTestCase):
+    """
+    C{--workers} takes a count or C{auto}.
+    """
+
+    def test_count(self):
+        """
+        A number sets the worker count.
+        """
+        self.assertEqual(parse(["--workers", "3"]).settings.workers, 3)
+
+    def test_auto(self):
+        """
+        C{auto} means one worker per usable CPU core.
+        """
+        import os
+
+        expected = len(os.sched_getaffinity(0))
+        self.assertEqual(parse(["--workers", "auto"]).settings.workers, expected)
+
+    def test_zero(self):
+        """
+        Zero workers is rejected.
+        """
+        error = self.assertRaises(usage.UsageError, parse, ["--workers", "0"], {})
+        self.assertEqual(
+            str(error),
+            "invalid worker count '0' from --workers: "
+            "expected auto or a whole number, 1 or more",
+        )
