@@ -10,6 +10,7 @@ from autobahn.twisted.websocket import (
     WebSocketServerProtocol,
 )
 from autobahn.websocket.compress import (
+    PERMESSAGE_COMPRESSION_EXTENSION,
     PerMessageDeflateOffer,
     PerMessageDeflateOfferAccept,
 )
@@ -151,6 +152,39 @@ class EchoServerProtocol(WebSocketServerProtocol):
             reason=reason,
         )
         super().failHandshake(reason, code, responseHeaders)
+
+    def _parseExtensionsHeader(
+        self, header: str, removeQuotes: bool = True
+    ) -> list[tuple[str, dict]]:
+        # Autobahn fails the whole handshake with 400 when it cannot parse a
+        # compression offer. RFC 7692 lets a server decline any offer, so an
+        # offer that is malformed, or made while compression is off, is
+        # dropped here and the connection goes on uncompressed.
+        try:
+            extensions = super()._parseExtensionsHeader(header, removeQuotes)
+        except Exception:
+            return []
+        return [
+            (name, parameters)
+            for name, parameters in extensions
+            if self.isUsableOffer(name, parameters)
+        ]
+
+    def isUsableOffer(self, name: str, parameters: dict) -> bool:
+        """
+        Tell whether an extension offer is one to keep: any extension other
+        than compression, which Autobahn ignores, or a well-formed compression
+        offer while compression is on.
+        """
+        if name not in PERMESSAGE_COMPRESSION_EXTENSION:
+            return True
+        if not self.factory.settings.compression:
+            return False
+        try:
+            PERMESSAGE_COMPRESSION_EXTENSION[name]["Offer"].parse(parameters)
+        except Exception:
+            return False
+        return True
 
     def goAway(self) -> Deferred[bool]:
         """

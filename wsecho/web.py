@@ -173,12 +173,13 @@ class WebSocketEndpoint(Resource):
     @staticmethod
     def rebuildRequest(request: Request) -> bytes:
         """
-        Serialize the request line and headers the way the client sent them.
+        Serialize the request line and headers of a parsed request.
         """
         lines = [request.method + b" " + request.uri + b" " + request.clientproto]
         for name, values in request.requestHeaders.getAllRawHeaders():
-            for value in values:
-                lines.append(name + b": " + value)
+            # A header sent several times becomes one comma-separated line,
+            # which HTTP defines as equal; Autobahn rejects repeated lines.
+            lines.append(name + b": " + b", ".join(values))
         return b"\r\n".join(lines) + b"\r\n\r\n"
 
 

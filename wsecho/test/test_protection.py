@@ -531,3 +531,94 @@ class SubsecondPingTests(ServerTestCase):
         self.assertFalse(connection.closed)
         self.clock.advance(0.3)
         self.assertEqual([f.opcode for f in connection.receivedFrames()], [PING])
+
+
+class CompressionTests(ServerTestCase):
+    """
+    permessage-deflate is negotiated with what browsers offer, and a
+    malformed offer is declined rather than failing the handshake.
+    """
+
+    def extensionsOf(self, *headers: bytes) -> bytes | None:
+        connection = self.connect()
+        response = connection.handshake(b"/ws", *headers)
+        self.assertTrue(response.startswith(b"HTTP/1.1 101 "), response)
+        for line in response.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"sec-websocket-extensions":
+                return value.strip()
+        return None
+
+    def test_browserOffers(self):
+        """
+        The offers of Chrome, Firefox and Safari are accepted.
+        """
+        for offer in [
+            b"permessage-deflate; client_max_window_bits",
+            b"permessage-deflate",
+            b"permessage-deflate; client_max_window_bits=15",
+        ]:
+            accepted = self.extensionsOf(b"Sec-WebSocket-Extensions: " + offer)
+            self.assertIsNotNone(accepted, offer)
+            self.assertTrue(accepted.startswith(b"permessage-deflate"), accepted)
+
+    def test_malformedOfferDeclined(self):
+        """
+        An offer with an invalid parameter is declined; the handshake succeeds.
+        """
+        for offer in [
+            b"permessage-deflate; client_max_window_bits=7",
+            b"permessage-deflate; no_such_parameter",
+            b"permessage-deflate; server_max_window_bits=banana",
+        ]:
+            self.assertIsNone(self.extensionsOf(b"Sec-WebSocket-Extensions: " + offer))
+
+    def test_repeatedHeader(self):
+        """
+        An extension header sent twice is read as one list.
+        """
+        accepted = self.extensionsOf(
+            b"Sec-WebSocket-Extensions: x-unknown",
+            b"Sec-WebSocket-Extensions: permessage-deflate",
+        )
+        self.assertEqual(accepted, b"permessage-deflate")
+
+    def test_compressedEcho(self):
+        """
+        A compressed message is echoed compressed.
+        """
+        import zlib
+
+        connection = self.openWebSocket(b"Sec-WebSocket-Extensions: permessage-deflate")
+        compressor = zlib.compressobj(wbits=-15)
+        payload = compressor.compress(b"squeeze me") + compressor.flush(
+            zlib.Z_SYNC_FLUSH
+        )
+        frame = bytearray(clientFrame(TEXT, payload[:-4]))
+        frame[0] |= 0x40
+        connection.send(bytes(frame))
+        [echo] = connection.receivedFrames()
+        self.assertTrue(echo.fin)
+        decompressor = zlib.decompressobj(wbits=-15)
+        text = decompressor.decompress(echo.payload + b"\x00\x00\xff\xff")
+        self.assertEqual(text, b"You said: squeeze me")
+
+
+class CompressionOffTests(ServerTestCase):
+    """
+    With compression off, offers are declined.
+    """
+
+    settings = Settings(compression=False)
+
+    def test_declined(self):
+        """
+        A browser's offer gets no extension in the response.
+        """
+        connection = self.connect()
+        response = connection.handshake(
+            b"/ws",
+            b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+        )
+        self.assertTrue(response.startswith(b"HTTP/1.1 101 "))
+        self.assertNotIn(b"permessage-deflate", response)
