@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from wsecho.addresses import formatAddress, forwardedClient
+from wsecho.fastpath import FastEchoMixin
 from wsecho.flow import applyBackpressure
 from wsecho.origins import compileOrigins, isOriginAllowed
 from wsecho.settings import Settings
@@ -38,7 +39,7 @@ GOING_AWAY = 1001
 HANDSHAKE_FAILURE_REASONS = {400: "bad_request", 403: "origin", 426: "version"}
 
 
-class EchoServerProtocol(WebSocketServerProtocol):
+class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
     """
     Echo every message back to its sender and log the connection's life.
 

@@ -1,0 +1,187 @@
+"""
+A fast path for the common case of an echo: complete, unfragmented,
+uncompressed data frames, parsed and answered without Autobahn's general
+frame machinery. Anything else goes through Autobahn unchanged.
+"""
+
+from __future__ import annotations
+
+from struct import Struct
+
+from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.xormasker import create_xor_masker
+from twisted.internet import tcp
+
+OPEN = WebSocketProtocol.STATE_OPEN
+TEXT = 0x1
+BINARY = 0x2
+
+NATIVE_MASKING_FROM = 1024
+"""
+Payload size from which Autobahn's native masker beats Python's integer
+XOR: measured on CPython 3.11 with Autobahn 26.11, the native masker costs
+about 5 microseconds a call whatever the size, the integer XOR about 0.75
+at 32 bytes and 175 at 64 KiB.
+"""
+
+SHORT_LENGTH = Struct("!H")
+LONG_LENGTH = Struct("!Q")
+
+
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """
+    Apply a client's 4-byte masking key to a payload.
+    """
+    length = len(payload)
+    if length >= NATIVE_MASKING_FROM:
+        return create_xor_masker(mask, length).process(payload)
+    key = (mask * ((length >> 2) + 1))[:length]
+    unmasked = int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")
+    return unmasked.to_bytes(length, "little")
+
+
+def frameHeader(opcode: int, length: int) -> bytes:
+    """
+    Encode the header of an unmasked server frame with FIN set.
+    """
+    first = 0x80 | opcode
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return bytes((first, 126)) + SHORT_LENGTH.pack(length)
+    return bytes((first, 127)) + LONG_LENGTH.pack(length)
+
+
+def parseFrame(data: bytes, offset: int, limit: int) -> tuple[int, bool, int] | None:
+    """
+    Find a complete masked data frame at C{offset} that the fast path may
+    answer: FIN set, no reserved bits, text or binary, minimal length
+    encoding, and a payload of at most C{limit} bytes.
+
+    @return: The payload's start, whether it is binary, and the offset after
+        the frame; or L{None} when the frame is incomplete or needs Autobahn.
+    """
+    end = len(data)
+    if end - offset < 6:
+        return None
+    first = data[offset]
+    second = data[offset + 1]
+    opcode = first & 0x0F
+    if first & 0xF0 != 0x80 or opcode not in (TEXT, BINARY) or not second & 0x80:
+        return None
+    length = second & 0x7F
+    start = offset + 2
+    if length == 126:
+        if end - start < 2:
+            return None
+        (length,) = SHORT_LENGTH.unpack_from(data, start)
+        if length < 126:
+            return None
+        start += 2
+    elif length == 127:
+        if end - start < 8:
+            return None
+        (length,) = LONG_LENGTH.unpack_from(data, start)
+        if length < 65536:
+            return None
+        start += 8
+    if length > limit:
+        return None
+    stop = start + 4 + length
+    if stop > end:
+        return None
+    return start, opcode == BINARY, stop
+
+
+class FastEchoMixin:
+    """
+    Answer whole data frames directly when nothing else is in progress, and
+    hand every other byte to Autobahn's C{_dataReceived}.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        if (
+            self.state != OPEN
+            or self.data
+            or self.inside_message
+            or self.current_frame is not None
+            or self._perMessageCompress is not None
+        ):
+            self._dataReceived(data)
+            return
+        consumed = self.echoFrames(data)
+        if consumed < len(data):
+            self._dataReceived(data[consumed:])
+
+    def echoFrames(self, data: bytes) -> int:
+        """
+        Echo the complete data frames at the start of C{data}.
+
+        @return: How many bytes were consumed.
+        """
+        offset = 0
+        limit = self.maxMessagePayloadSize or (1 << 63)
+        if self.maxFramePayloadSize:
+            limit = min(limit, self.maxFramePayloadSize)
+        replies = []
+        traffic = self.traffic
+        prefix = self.factory.prefix
+        while True:
+            frame = parseFrame(data, offset, limit)
+            if frame is None:
+                break
+            start, isBinary, stop = frame
+            payload = unmask(data[start + 4 : stop], data[start : start + 4])
+            if not isBinary:
+                try:
+                    payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    # Autobahn fails the connection with 1007.
+                    break
+                payload = prefix + payload
+            traffic.messagesIn += 1
+            traffic.bytesIn += stop - start - 4
+            traffic.messagesOut += 1
+            traffic.bytesOut += len(payload)
+            replies.append(frameHeader(BINARY if isBinary else TEXT, len(payload)))
+            replies.append(payload)
+            offset = stop
+        if replies:
+            self.sendNow(replies)
+            if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
+                # Data from the client proves it is alive, as in Autobahn.
+                self._cancelAutoPingTimeoutCall()
+        return offset
+
+    def sendNow(self, chunks: list[bytes]) -> None:
+        """
+        Send replies straight to the socket when nothing is queued before
+        them, else queue them on the transport.
+
+        Twisted's transport only queues a write and sends it on the next
+        turn of the reactor, at the cost of two C{epoll_ctl} calls a message.
+        Sending at once is done only on a plain TCP connection (never through
+        TLS) whose send queue is empty, so the order of bytes is kept; what
+        the socket does not take is queued as usual.
+        """
+        transport = self.transport
+        if (
+            type(transport) is not tcp.Server
+            # NOTE: _tempDataBuffer is Twisted's private queue of writes not
+            # yet moved to dataBuffer (Twisted 26.10); both must be empty.
+            or transport.dataBuffer
+            or getattr(transport, "_tempDataBuffer", True)
+            or transport.disconnecting
+        ):
+            transport.writeSequence(chunks)
+            return
+        data = b"".join(chunks)
+        try:
+            sent = transport.socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            # Let the transport meet the error on its own write.
+            sent = 0
+        if sent < len(data):
+            transport.write(data[sent:])
