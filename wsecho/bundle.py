@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import posixpath
 import re
 import shlex
@@ -47,7 +46,7 @@ A regular file readable by everyone, written as every entry's Unix mode.
 
 class BundleError(Exception):
     """
-    The bundle cannot be built; the message says why in one line.
+    The bundle cannot be built. The message gives the cause in one line.
     """
 
 
@@ -421,7 +420,9 @@ def collectFiles(project: Path) -> dict[str, Path]:
         )
     ebFolder = project / EB_FOLDER
     if not ebFolder.is_dir():
-        raise BundleError(f"no {EB_FOLDER}/ folder in {project}; it holds .ebextensions/")
+        raise BundleError(
+            f"no {EB_FOLDER}/ folder in {project}; it must contain .ebextensions/"
+        )
     if not sorted((ebFolder / ".ebextensions").glob("*.config")):
         raise BundleError(f"no .ebextensions/*.config files in {ebFolder}")
 
@@ -488,9 +489,7 @@ def buildWheel(sources: Path, python: str = sys.executable) -> Path:
     command = [python, "-m", "pip", "wheel", "--quiet", "--no-deps"]
     command += ["--wheel-dir", str(output), str(sources)]
     try:
-        result = subprocess.run(  # noqa: S603 (fixed command, no shell)
-            command, capture_output=True, text=True, check=False
-        )
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
     except OSError as error:
         raise BundleError(f"cannot run {python}: {error.strerror}") from None
     if result.returncode != 0:
@@ -572,7 +571,7 @@ def parseArguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--project",
         type=Path,
         default=Path.cwd(),
-        help="the wsecho checkout, which holds the Dockerfile and eb/ "
+        help="the wsecho checkout, which contains the Dockerfile and eb/ "
         "[default: the current folder]",
     )
     parser.add_argument(
@@ -596,9 +595,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BundleError as error:
         sys.stderr.write(f"wsecho.bundle: error: {error}\n")
         return 1
-    shown = os.path.relpath(bundle.path) if bundle.path.is_absolute() else bundle.path
+    displayPath = bundle.path.resolve()
+    if displayPath.is_relative_to(Path.cwd()):
+        displayPath = displayPath.relative_to(Path.cwd())
     sys.stdout.write(
-        f"{shown}: {bundle.size:,} bytes, {len(bundle.names)} files, "
+        f"{displayPath}: {bundle.size:,} bytes, {len(bundle.names)} files, "
         f"version {bundle.version}\n"
     )
     return 0
