@@ -31,7 +31,9 @@ USER 10001:10001
 ENV SERVER_PORT=8080 PYTHONUNBUFFERED=1
 EXPOSE 8080
 # Elastic Beanstalk checks health through its load balancer instead; this
-# check serves `docker run` and other orchestrators.
+# check serves `docker run` and other orchestrators. It reads SERVER_PORT as
+# a port number, so a SERVER_PORT set to an endpoint description needs
+# a HEALTHCHECK of its own.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('SERVER_PORT', '8080'), timeout=4)"]
 CMD ["twistd", "-n", "--pidfile=", "wsecho"]
