@@ -594,8 +594,10 @@ class CheckoutBundleTests(SynchronousTestCase):
 def checkoutBundles() -> tuple[bundle.Bundle, bundle.Bundle]:
     """
     Build the checkout's bundle twice, once for all the tests that read it.
+
+    The bundles go under trial's working folder, which the next run clears.
     """
-    output = Path(tempfile.mkdtemp(prefix="wsecho-bundle-test-"))
+    output = Path(tempfile.mkdtemp(prefix="checkout-bundles-", dir=".")).resolve()
     return (
         bundle.makeBundle(CHECKOUT, output / "first"),
         bundle.makeBundle(CHECKOUT, output / "second"),
