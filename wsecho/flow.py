@@ -20,6 +20,8 @@ class ReadPause:
     would otherwise make the server buffer replies without bound.
     """
 
+    __slots__ = ("socket",)
+
     def __init__(self, transport: ITransport) -> None:
         while isinstance(transport, ProtocolWrapper):
             # Under TLS, reading is paused on the TCP transport beneath.

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 
-@dataclass
+@dataclass(slots=True)
 class Traffic:
     """
     Messages and payload bytes each way.

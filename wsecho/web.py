@@ -169,6 +169,9 @@ class WebSocketEndpoint(Resource):
         transport.resumeProducing()
 
         protocol.dataReceived(self.rebuildRequest(request))
+        # The request never finishes; dropping it from the channel lets both
+        # be freed now rather than by a later garbage collection.
+        channel.requests.remove(request)
 
     @staticmethod
     def rebuildRequest(request: Request) -> bytes:

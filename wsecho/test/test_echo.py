@@ -287,3 +287,26 @@ class ConnectionLogTests(ServerTestCase):
         self.assertEqual(len(self.factory.openConnections), 2)
         first.disconnect(ConnectionLost())
         self.assertEqual(len(self.factory.openConnections), 1)
+
+
+class IdleMemoryTests(ServerTestCase):
+    """
+    An open connection keeps nothing of its opening handshake.
+    """
+
+    def test_handshakeReleased(self):
+        """
+        Headers, raw request and response, and the send queue are dropped,
+        and the connection still echoes and closes cleanly.
+        """
+        connection = self.openWebSocket()
+        protocol = connection.protocol
+        self.assertEqual(protocol.http_headers, {})
+        self.assertEqual(protocol.http_request_data, b"")
+        self.assertEqual(protocol.http_response_data, "")
+        self.assertEqual(protocol.send_queue, ())
+        connection.send(clientFrame(TEXT, b"still"))
+        connection.send(closeFrame(1000))
+        frames = connection.receivedFrames()
+        self.assertEqual(frames[0].payload, b"You said: still")
+        self.assertEqual(frames[1].opcode, CLOSE)
