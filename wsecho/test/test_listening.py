@@ -4,6 +4,7 @@ the messages of failed binds.
 """
 
 import errno
+import socket
 
 from twisted.internet.address import IPv6Address
 from twisted.internet.defer import fail, succeed
@@ -13,6 +14,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
+from wsecho import listening
 from wsecho.listening import EndpointListener, ListeningService, bindFailure
 
 
@@ -119,4 +121,58 @@ class BindFailureTests(SynchronousTestCase):
         self.assertEqual(
             bindFailure("0.0.0.0:80", error),
             "cannot listen on 0.0.0.0:80: Permission denied",
+        )
+
+
+class DualStackTests(SynchronousTestCase):
+    """
+    A bare port listens on IPv6 and IPv4 together, or on IPv4 alone where
+    the host has no IPv6.
+    """
+
+    def setUp(self):
+        self.calls = []
+
+    def fakeBind(self, ipv6Error=None):
+        def bindSocket(family, host, port, backlog, dualStack=False):
+            self.calls.append((family, host, port, dualStack))
+            if family == socket.AF_INET6 and ipv6Error is not None:
+                raise ipv6Error
+            return f"socket for {host}"
+
+        self.patch(listening, "bindSocket", bindSocket)
+
+    def test_bothFamilies(self):
+        """
+        One dual-stack IPv6 socket on C{::} serves both families.
+        """
+        self.fakeBind()
+        listener = listening.bindDualStack(8080)
+        self.assertEqual(self.calls, [(socket.AF_INET6, "::", 8080, True)])
+        self.assertEqual(listener.description, "tcp6:8080:interface=\\:\\:")
+
+    def test_noIPv6(self):
+        """
+        Without IPv6 the server listens on IPv4 and logs that it did.
+        """
+        self.fakeBind(OSError(errno.EAFNOSUPPORT, "Address family not supported"))
+        with capturedLogs() as events:
+            listener = listening.bindDualStack(8080)
+        self.assertEqual(self.calls[-1], (socket.AF_INET, "0.0.0.0", 8080, False))
+        self.assertEqual(listener.description, "tcp:8080")
+        [event] = events
+        self.assertEqual(
+            formatEvent(event),
+            "IPv6 is not available on this host (Address family not supported); "
+            "listening on IPv4 only",
+        )
+
+    def test_portInUse(self):
+        """
+        A port in use on IPv6 is an error, not a reason to fall back.
+        """
+        self.fakeBind(OSError(errno.EADDRINUSE, "Address already in use"))
+        error = self.assertRaises(listening.BindError, listening.bindDualStack, 8080)
+        self.assertIn(
+            "cannot listen on [::]:8080: the port is already in use", str(error)
         )
