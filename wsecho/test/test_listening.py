@@ -158,7 +158,8 @@ class DualStackTests(SynchronousTestCase):
         self.fakeBind(OSError(errno.EAFNOSUPPORT, "Address family not supported"))
         with capturedLogs() as events:
             listener = listening.bindDualStack(8080)
-        self.assertEqual(self.calls[-1], (socket.AF_INET, "0.0.0.0", 8080, False))
+        allIPv4 = "0.0.0.0"  # noqa: S104
+        self.assertEqual(self.calls[-1], (socket.AF_INET, allIPv4, 8080, False))
         self.assertEqual(listener.description, "tcp:8080")
         [event] = events
         self.assertEqual(
