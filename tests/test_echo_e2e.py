@@ -164,3 +164,16 @@ def test_portInUse():
         f"twistd wsecho: cannot listen on 127.0.0.1:{port}: the port is already "
         "in use; stop the other server or choose another port with --port"
     )
+
+
+def test_subprotocolSelected(startServer):
+    """
+    A client that offers subprotocols gets the first one selected.
+    """
+    server = startServer("--port", "tcp:0:interface=127.0.0.1")
+    port = server.waitForPort()
+    url = f"ws://127.0.0.1:{port}/ws?token=abc"
+    with connect(url, subprotocols=["chat", "json"]) as client:
+        assert client.subprotocol == "chat"
+        client.send("hi")
+        assert client.recv(timeout=10) == "You said: hi"

@@ -67,7 +67,12 @@ class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
         self.traffic = Traffic()
         applyBackpressure(self.transport)
 
-    def onConnect(self, request: ConnectionRequest) -> None:
+    def onConnect(self, request: ConnectionRequest) -> str | None:
+        """
+        Check the origin, note the client's address and path, and accept the
+        first subprotocol the client offers: an echo speaks them all, and
+        browsers fail a handshake whose offered subprotocols get no answer.
+        """
         factory = self.factory
         if factory.settings.trustForwardedFor:
             forwarded = forwardedClient(
@@ -81,6 +86,8 @@ class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
         host = request.headers.get("host")
         if not isOriginAllowed(self.origin, factory.allowedOrigins, host):
             raise ConnectionDeny(403, f"origin {self.origin!r} is not allowed")
+        if request.protocols:
+            return request.protocols[0]
         return None
 
     def onOpen(self) -> None:

@@ -3,7 +3,7 @@ Tests for L{wsecho.web}: plain HTTP answers and the hand-over to WebSocket.
 """
 
 from wsecho.settings import Settings
-from wsecho.test.support import TEXT, ServerTestCase, clientFrame
+from wsecho.test.support import TEXT, ServerTestCase, clientFrame, upgradeRequest
 
 
 def plainRequest(path: bytes, *headers: bytes, method: bytes = b"GET") -> bytes:
@@ -183,3 +183,52 @@ class RootPathTests(ServerTestCase):
         An upgrade on C{/} opens the WebSocket.
         """
         self.openWebSocket()
+
+
+class HandshakeVariantTests(ServerTestCase):
+    """
+    Handshakes as real clients send them open the WebSocket.
+    """
+
+    def test_queryString(self):
+        """
+        A query string on the WebSocket path, often a token, is accepted.
+        """
+        connection = self.connect()
+        response = connection.handshake(b"/ws?token=abc&room=1")
+        self.assertTrue(response.startswith(b"HTTP/1.1 101 "), response)
+
+    def test_trailingSlash(self):
+        """
+        The path with a trailing slash is the same WebSocket.
+        """
+        connection = self.connect()
+        self.assertTrue(connection.handshake(b"/ws/").startswith(b"HTTP/1.1 101 "))
+
+    def test_firefoxConnectionHeader(self):
+        """
+        C{Connection: keep-alive, Upgrade}, as Firefox sends it, is accepted.
+        """
+        connection = self.connect()
+        request = upgradeRequest().replace(
+            b"Connection: Upgrade", b"Connection: keep-alive, Upgrade"
+        )
+        connection.send(request)
+        self.assertTrue(connection.received().startswith(b"HTTP/1.1 101 "))
+
+    def test_subprotocolAccepted(self):
+        """
+        The first subprotocol the client offers is accepted.
+        """
+        connection = self.connect()
+        response = connection.handshake(
+            b"/ws", b"Sec-WebSocket-Protocol: chat, superchat"
+        )
+        self.assertIn(b"Sec-WebSocket-Protocol: chat\r\n", response + b"\r\n")
+
+    def test_noSubprotocol(self):
+        """
+        A client that offers no subprotocol gets none.
+        """
+        connection = self.connect()
+        self.assertNotIn(b"Sec-WebSocket-Protocol", connection.handshake())
