@@ -24,7 +24,7 @@ def escapeEndpointValue(value: str) -> str:
 
 def writeSelfSignedCertificate(directory: Path) -> tuple[Path, Path]:
     """
-    Write a key and a self-signed certificate for the IP address 127.0.0.1.
+    Write a key and a self-signed certificate for 127.0.0.1 and localhost.
 
     @return: The paths of the PEM key and the PEM certificate.
     """
@@ -41,10 +41,15 @@ def writeSelfSignedCertificate(directory: Path) -> tuple[Path, Path]:
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
             ),
             critical=False,
         )
+        # Marked as a CA so that it can serve as its own trust root.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     keyPath = directory / "key.pem"

@@ -24,7 +24,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from image_process import RunningProcess, baseEnvironment, waitForConnect
+from image_process import baseEnvironment, waitForConnect
+from serverprocess import RunningProcess
 
 CACHE_VARIABLE = "WSECHO_NGINX_CACHE"
 PACKAGES = ("nginx", "nginx-common")

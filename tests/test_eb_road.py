@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from eb_nginx import NginxUnavailableError, fetchNginx, preparePrefix, startNginx
-from image_process import RunningProcess, baseEnvironment, freePort
+from image_process import baseEnvironment, freePort
+from serverprocess import RunningProcess
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 from image_build import ImageBuild, StageResult, pythonVersionOf, readStages
-from image_process import RunningProcess, baseEnvironment, freePort, portIsFree
+from image_process import baseEnvironment, freePort, portIsFree
+from serverprocess import RunningProcess
 from websockets.sync.client import connect
 
 from wsecho import bundle

@@ -5,9 +5,7 @@ and small misbehaving servers, all on 127.0.0.1.
 
 from __future__ import annotations
 
-import datetime
 import http.server
-import ipaddress
 import os
 import socket
 import subprocess
@@ -18,11 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from image_process import RunningProcess, freePort
+from certificates import writeSelfSignedCertificate
+from image_process import freePort
+from serverprocess import RunningProcess
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
@@ -183,53 +179,12 @@ def test_badHealth():
     )
 
 
-def writeCertificate(folder: Path) -> tuple[Path, Path]:
-    """
-    Write a self-signed certificate for 127.0.0.1 and localhost and its key.
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wsecho test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-
-    keyPath = folder / "key.pem"
-    certificatePath = folder / "cert.pem"
-    keyPath.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    certificatePath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return keyPath, certificatePath
-
-
 def test_secureWebSocket(startServer, tmp_path):
     """
     Over wss:// with --ca-file the probe passes, health check included; a
     certificate it does not trust fails the TLS handshake.
     """
-    keyPath, certificatePath = writeCertificate(tmp_path)
+    keyPath, certificatePath = writeSelfSignedCertificate(tmp_path)
     port = startServer(
         port=f"ssl:0:privateKey={keyPath}:certKey={certificatePath}:interface=127.0.0.1"
     )
