@@ -83,6 +83,8 @@ class ServerSpec:
     @ivar command: Build the command line for a port number.
     @ivar autobahn: Whether the server runs on Autobahn, so that its native
         masking (NVX) must be active.
+    @ivar pinned: Whether the server is pinned to one core; a server with
+        several worker processes is left free to use every core.
     """
 
     name: str
@@ -90,9 +92,10 @@ class ServerSpec:
     path: str
     command: Callable[[int], list[str]]
     autobahn: bool = False
+    pinned: bool = True
 
 
-def wsechoCommand(port: int) -> list[str]:
+def wsechoCommand(port: int, *options: str) -> list[str]:
     # The twistd console script calls twisted.scripts.twistd.run; calling it
     # through sys.executable keeps the server on the harness's interpreter.
     return [
@@ -107,6 +110,7 @@ def wsechoCommand(port: int) -> list[str]:
         "",
         "--port",
         f"tcp:{port}:interface=127.0.0.1",
+        *options,
     ]
 
 
@@ -119,6 +123,14 @@ SERVERS: dict[str, ServerSpec] = {
             "/ws",
             wsechoCommand,
             autobahn=True,
+        ),
+        ServerSpec(
+            "wsecho-2w",
+            "wsecho with --workers 2, unpinned (this repository)",
+            "/ws",
+            lambda port: wsechoCommand(port, "--workers", "2"),
+            autobahn=True,
+            pinned=False,
         ),
         ServerSpec(
             "autobahn",
@@ -422,7 +434,7 @@ def runningServer(spec: ServerSpec, logDirectory: Path) -> Iterator[RunningServe
             stderr=subprocess.STDOUT,
             cwd=logDirectory,
             env=serverEnvironment(),
-            preexec_fn=pinnedLauncher(serverCpu),
+            preexec_fn=pinnedLauncher(serverCpu if spec.pinned else None),
         )
     server = RunningServer(spec, port, process, logPath)
     try:
