@@ -68,9 +68,9 @@ class WebSocketChannel(HTTPChannel):
         self.loseConnection()
 
     def rawDataReceived(self, data: bytes) -> None:
-        # Bytes that arrived in the same read as the upgrade request (a client
-        # may send its first frame without waiting for the 101) still pass
-        # through the channel once; they belong to the WebSocket.
+        # A client may send its first frame without waiting for the 101, so
+        # bytes can arrive in the same read as the upgrade request. They pass
+        # through the channel once and belong to the WebSocket.
         if self.upgradedTo is not None:
             self.upgradedTo.dataReceived(data)
         else:

@@ -71,7 +71,8 @@ class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
         """
         Check the origin, note the client's address and path, and accept the
         first subprotocol the client offers: an echo speaks them all, and
-        browsers fail a handshake whose offered subprotocols get no answer.
+        browsers fail a handshake that selects none of the subprotocols they
+        offered.
         """
         factory = self.factory
         if factory.settings.trustForwardedFor:
@@ -133,8 +134,8 @@ class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
         factory.openConnections.discard(self)
         if self.closedByMe and self.localCloseCode is not None:
             # The server started the closing handshake (a protocol error, a
-            # message too big, a shutdown): its code says why the connection
-            # ended, even when the client dropped it without answering.
+            # message too big, a shutdown): its code is why the connection
+            # ended, even when the client dropped it without replying.
             code = self.localCloseCode
             reason = (self.localCloseReason or b"").decode("utf-8", "replace")
         elif code is None:
@@ -277,9 +278,9 @@ class EchoServerFactory(WebSocketServerFactory):
             # connection for a protocol error, so that clients see 1002, 1007
             # or 1009 instead of 1006.
             failByDrop=False,
-            # Answer a client's close frame with its own code and reason.
+            # Reply to a client's close frame with the same code and reason.
             echoCloseCodeReason=True,
-            # Origins are checked in onConnect, which can answer 403.
+            # Origins are checked in onConnect, which rejects with 403.
             allowNullOrigin=True,
             maxMessagePayloadSize=settings.maxMessageSize,
             maxFramePayloadSize=settings.maxMessageSize,

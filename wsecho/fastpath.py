@@ -1,6 +1,6 @@
 """
 A fast path for the common case of an echo: complete, unfragmented,
-uncompressed data frames, parsed and answered without Autobahn's general
+uncompressed data frames, parsed and echoed without Autobahn's general
 frame machinery. Anything else goes through Autobahn unchanged.
 """
 
@@ -55,7 +55,7 @@ def frameHeader(opcode: int, length: int) -> bytes:
 def parseFrame(data: bytes, offset: int, limit: int) -> tuple[int, bool, int] | None:
     """
     Find a complete masked data frame at C{offset} that the fast path may
-    answer: FIN set, no reserved bits, text or binary, minimal length
+    echo: FIN set, no reserved bits, text or binary, minimal length
     encoding, and a payload of at most C{limit} bytes.
 
     @return: The payload's start, whether it is binary, and the offset after
@@ -95,7 +95,7 @@ def parseFrame(data: bytes, offset: int, limit: int) -> tuple[int, bool, int] | 
 
 class FastEchoMixin:
     """
-    Answer whole data frames directly when nothing else is in progress, and
+    Echo whole data frames directly when nothing else is in progress, and
     hand every other byte to Autobahn's C{_dataReceived}.
     """
 

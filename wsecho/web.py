@@ -42,7 +42,7 @@ def headerTokens(request: Request, name: bytes) -> set[bytes]:
 
 def isWebSocketUpgrade(request: Request) -> bool:
     """
-    Tell whether a request asks to switch to the WebSocket protocol.
+    Tell whether a request is a WebSocket upgrade.
 
     C{Connection: upgrade} alone does not count: nginx proxies such as
     Elastic Beanstalk's send it on every request, plain ones included.
@@ -101,7 +101,7 @@ class Folder(Resource):
 class WebSocketEndpoint(Resource):
     """
     Serve the WebSocket: hand upgrade requests to the factory's protocol,
-    turn them away with 503 past the connection limit, and answer anything
+    turn them away with 503 past the connection limit, and serve anything
     else with the fallback resource, or with C{426 Upgrade Required}.
     """
 
