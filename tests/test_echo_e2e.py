@@ -35,7 +35,7 @@ def test_helloWorldFromEnvironmentPort(startServer):
 
 def test_helloWorldFromOption(startServer):
     """
-    C{--port} with an endpoint description binds where it says.
+    C{--port} with an endpoint description binds the address it names.
     """
     server = startServer("--port", "tcp:0:interface=127.0.0.1")
     port = server.waitForPort()

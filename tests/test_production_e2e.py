@@ -49,7 +49,7 @@ def echoOnce(port: int, text: str = "ping") -> str:
 
 def test_healthAndPageBehindProxyHeaders(startServer):
     """
-    C{/} and C{/health} answer 200, HEAD too, with the proxy's
+    C{/} and C{/health} return 200, HEAD too, with the proxy's
     C{Connection: upgrade} header.
     """
     _, port = startOnLoopback(startServer)
@@ -127,7 +127,7 @@ def test_sigtermDropsSilentClient(startServer):
 
 def test_pingsDropDeadClient(startServer):
     """
-    A client that never answers pings is dropped; one that does stays.
+    A client that never replies to pings is dropped; one that does stays.
     """
     server, port = startOnLoopback(
         startServer, "--ping-interval", "0.3", "--ping-timeout", "0.5"
@@ -186,7 +186,7 @@ def test_messageTooBig(startServer):
 
 def test_hugeFrameHeaderRejectedAtOnce(startServer):
     """
-    A frame header announcing 2**62 bytes is answered with 1009 at once.
+    A frame header announcing 2**62 bytes gets 1009 at once.
     """
     _, port = startOnLoopback(startServer)
     client = RawWebSocket("127.0.0.1", port, timeout=5)

@@ -1,5 +1,5 @@
 """
-Which implementation Autobahn uses for UTF-8 validation and frame masking.
+The implementation Autobahn uses for UTF-8 validation and frame masking.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def buildServer(settings: Settings, reactor: IReactorCore | None = None) -> ISer
     serves from this process, or a pool of worker processes.
 
     @raise SystemExit: The port cannot be bound, or cannot be shared by
-        workers; the message says why.
+        workers; the message gives the reason.
     """
     if reactor is None:
         from twisted.internet import reactor

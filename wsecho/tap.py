@@ -76,6 +76,6 @@ def makeService(options: Options) -> IService:
     """
     Bind the listening socket and build the echo service.
 
-    @raise SystemExit: The port cannot be bound; the message says why.
+    @raise SystemExit: The port cannot be bound; the message gives the reason.
     """
     return buildServer(options.settings)

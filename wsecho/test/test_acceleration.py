@@ -10,7 +10,7 @@ from wsecho.acceleration import logAcceleration
 
 class AccelerationTests(SynchronousTestCase):
     """
-    The start-up log says whether NVX is active.
+    The start-up log tells whether NVX is active.
     """
 
     def test_active(self):
@@ -25,7 +25,7 @@ class AccelerationTests(SynchronousTestCase):
 
     def test_missing(self):
         """
-        Missing NVX is a warning that says how to get it.
+        Missing NVX is a warning with the way to get it.
         """
         with capturedLogs() as events:
             self.assertFalse(logAcceleration(False))

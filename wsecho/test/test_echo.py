@@ -150,7 +150,7 @@ class EchoTests(ServerTestCase):
 
     def test_closeEchoed(self):
         """
-        A client's close frame is answered with a close frame of the same code.
+        A client's close frame gets a close frame with the same code.
         """
         connection = self.openWebSocket()
         connection.send(closeFrame(1000, b"bye"))

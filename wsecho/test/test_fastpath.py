@@ -1,5 +1,5 @@
 """
-Tests for L{wsecho.fastpath}: frames it answers itself, and frames it must
+Tests for L{wsecho.fastpath}: frames it echoes itself, and frames it must
 leave to Autobahn.
 """
 
@@ -84,7 +84,7 @@ class FastEchoTests(ServerTestCase):
 
     def test_mixedChunk(self):
         """
-        Data frames around a ping in one chunk are answered in order.
+        Data frames around a ping in one chunk are echoed in order.
         """
         connection = self.openWebSocket()
         connection.send(

@@ -104,7 +104,7 @@ class BindFailureTests(SynchronousTestCase):
 
     def test_inUse(self):
         """
-        A port in use says so and what to do.
+        A port in use is named with the fix.
         """
         error = OSError(errno.EADDRINUSE, "Address already in use")
         self.assertEqual(

@@ -207,7 +207,7 @@ class PingTests(ServerTestCase):
 
     def test_pongKeepsConnection(self):
         """
-        A connection that answers pings stays open.
+        A connection that replies to pings stays open.
         """
         connection = self.openWebSocket()
         for _ in range(3):
@@ -257,7 +257,7 @@ class MessageSizeTests(ServerTestCase):
 
     def test_frameHeaderTooBig(self):
         """
-        A frame header announcing too much is answered with 1009 at once,
+        A frame header announcing too much gets 1009 at once,
         before any payload arrives.
         """
         connection = self.openWebSocket()
@@ -267,7 +267,7 @@ class MessageSizeTests(ServerTestCase):
 
     def test_fragmentsTooBig(self):
         """
-        Fragments adding up to too much are answered with 1009.
+        Fragments adding up to too much get 1009.
         """
         connection = self.openWebSocket()
         connection.send(clientFrame(BINARY, b"x" * 600, fin=False))
@@ -386,7 +386,7 @@ class UntrustedForwardedForTests(ServerTestCase):
 
     def test_headerIgnored(self):
         """
-        The TCP peer is shown whatever the header says.
+        The TCP peer is shown whatever the header contains.
         """
         with capturedLogs() as events:
             self.openWebSocket(b"X-Forwarded-For: 203.0.113.9")
@@ -472,7 +472,7 @@ class DrainTests(ServerTestCase):
 
 class SameOriginTests(ServerTestCase):
     """
-    The server's own page may connect whatever the origin list says.
+    The server's own page may connect whatever the origin list contains.
     """
 
     settings = Settings(allowedOrigins=["https://example.com"])
@@ -510,7 +510,7 @@ class CloseEchoTests(ServerTestCase):
 
 class SubsecondPingTests(ServerTestCase):
     """
-    Ping timing holds below a second.
+    Ping timing is exact below a second.
     """
 
     settings = Settings(pingInterval=0.3, pingTimeout=0.5)

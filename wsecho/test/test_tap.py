@@ -84,7 +84,7 @@ class PortSourceTests(SynchronousTestCase):
 
     def test_portZero(self):
         """
-        Port 0 asks the system for any free port.
+        Port 0 requests any free port from the system.
         """
         self.assertEqual(parse(["--port", "0"])["port"], 0)
 

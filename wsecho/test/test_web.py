@@ -1,5 +1,5 @@
 """
-Tests for L{wsecho.web}: plain HTTP answers and the hand-over to WebSocket.
+Tests for L{wsecho.web}: plain HTTP responses and the hand-over to WebSocket.
 """
 
 from wsecho.settings import Settings
@@ -23,7 +23,7 @@ def splitResponse(response: bytes) -> tuple[bytes, dict[bytes, bytes], bytes]:
 
 class PlainHTTPTests(ServerTestCase):
     """
-    Requests without a WebSocket upgrade get plain HTTP answers.
+    Requests without a WebSocket upgrade get plain HTTP responses.
     """
 
     def request(self, path: bytes, *headers: bytes, method: bytes = b"GET"):
@@ -51,7 +51,7 @@ class PlainHTTPTests(ServerTestCase):
 
     def test_rootWithConnectionUpgrade(self):
         """
-        The page at C{/} answers 200 to a proxy that adds C{Connection: upgrade}.
+        The page at C{/} returns 200 to a proxy that adds C{Connection: upgrade}.
         """
         status, headers, body = self.request(b"/", b"Connection: upgrade")
         self.assertEqual(status, b"HTTP/1.1 200 OK")
@@ -146,14 +146,14 @@ class NestedPathTests(ServerTestCase):
 
 class PageTests(ServerTestCase):
     """
-    The browser page knows the WebSocket's path.
+    The browser page contains the WebSocket's path.
     """
 
     settings = Settings(path="/api/echo")
 
     def test_pathInPage(self):
         """
-        The page's websocket-path tag holds the server's path.
+        The page's websocket-path tag contains the server's path.
         """
         connection = self.connect()
         connection.send(plainRequest(b"/"))
