@@ -36,6 +36,13 @@ The close code RFC 6455 reserves for a close frame that carried no code.
 
 GOING_AWAY = 1001
 
+CLOSE_HANDSHAKE_TIMEOUT = 2.0
+"""
+Seconds to wait for the client's reply to a close frame before dropping
+the connection. A client that broke the protocol may never send one, and a
+graceful stop waits no longer than C{--drain-timeout} in any case.
+"""
+
 HANDSHAKE_FAILURE_REASONS = {400: "bad_request", 403: "origin", 426: "version"}
 
 
@@ -287,7 +294,7 @@ class EchoServerFactory(WebSocketServerFactory):
             autoPingInterval=settings.pingInterval,
             autoPingTimeout=settings.pingTimeout,
             openHandshakeTimeout=settings.handshakeTimeout,
-            closeHandshakeTimeout=max(settings.drainTimeout, 1),
+            closeHandshakeTimeout=CLOSE_HANDSHAKE_TIMEOUT,
             perMessageCompressionAccept=(
                 acceptDeflate if settings.compression else lambda offers: None
             ),
