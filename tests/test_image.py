@@ -357,6 +357,14 @@ def test_noPluginCacheWarning(runningImage):
     assert CACHE_WARNING not in server.output
 
 
+def test_nativeAcceleration(runningImage):
+    """
+    The image's Autobahn runs with its native acceleration (NVX).
+    """
+    server, _port = runningImage
+    assert "Autobahn native acceleration (NVX) is active" in server.output
+
+
 def test_pluginCacheWarningWithoutCache(image, runningImage):
     """
     Without the cache built at image build time, the same run warns, which

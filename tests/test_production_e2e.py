@@ -7,6 +7,8 @@ backpressure, proxies and TLS.
 from __future__ import annotations
 
 import json
+import os
+import resource
 import ssl
 import threading
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 from certificates import escapeEndpointValue, writeSelfSignedCertificate
 from rawclient import RawWebSocket
-from serverprocess import ServerProcess
+from serverprocess import TWISTD, RunningProcess, ServerProcess
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -369,3 +371,32 @@ def test_tlsEcho(startServer, tmp_path):
     request = urllib.request.Request(f"https://127.0.0.1:{port}/health")
     with urllib.request.urlopen(request, context=context, timeout=10) as response:
         assert json.loads(response.read())["status"] == "ok"
+
+
+def test_openFileLimitRaised(tmp_path):
+    """
+    Started with a soft limit of 256 open files, the server raises it to the
+    hard limit and logs it next to --max-connections.
+    """
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    command = [
+        "prlimit",
+        "--nofile=256:",
+        TWISTD,
+        "-n",
+        "--pidfile=",
+        "wsecho",
+        "--port",
+        LOOPBACK,
+        "--max-connections",
+        "100",
+    ]
+    server = RunningProcess(command, dict(os.environ), tmp_path)
+    try:
+        server.waitForListening()
+        assert f"Open-file limit: {hard}, enough for --max-connections 100" in (
+            server.output
+        )
+        assert "Autobahn native acceleration (NVX) is active" in server.output
+    finally:
+        server.stop()

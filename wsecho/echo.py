@@ -14,6 +14,7 @@ from autobahn.websocket.compress import (
     PerMessageDeflateOffer,
     PerMessageDeflateOfferAccept,
 )
+from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -128,6 +129,10 @@ class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
         traffic = self.traffic
         traffic.messagesIn += 1
         traffic.bytesIn += len(payload)
+        if self.state != WebSocketProtocol.STATE_OPEN:
+            # A message that arrives after a close frame was sent is not
+            # echoed: the connection is closing, and Autobahn would raise.
+            return
         if not isBinary:
             payload = self.factory.prefix + payload
         self.sendMessage(payload, isBinary)

@@ -38,8 +38,21 @@ class ReadPause:
         self.socket.stopProducing()
 
 
+HIGH_WATER_MARK = 256 * 1024
+"""
+Bytes waiting to be sent past which a connection stops reading. Twisted's
+TCP transport also reads at most this much at a time. Its default, 64 KiB,
+made every 64 KiB echo pause and resume reading, and split each such
+message across two reads.
+"""
+
+
 def applyBackpressure(transport: ITransport) -> None:
     """
-    Register a L{ReadPause} on a transport that has no producer yet.
+    Register a L{ReadPause} on a transport that has no producer yet, and set
+    its high-water mark.
     """
-    transport.registerProducer(ReadPause(transport), True)
+    pause = ReadPause(transport)
+    if hasattr(pause.socket, "bufferSize"):
+        pause.socket.bufferSize = HIGH_WATER_MARK
+    transport.registerProducer(pause, True)

@@ -54,6 +54,13 @@ class FrameTests(SynchronousTestCase):
         frame = clientFrame(TEXT, b"hello")
         self.assertEqual(parseFrame(frame, 0, 100), (2, False, len(frame)))
 
+    def test_parseIncomplete(self):
+        """
+        A frame whose header arrived but not all its payload gives its size.
+        """
+        frame = clientFrame(BINARY, b"x" * 300)
+        self.assertEqual(parseFrame(frame[:100], 0, 1000), len(frame))
+
     def test_parseLeavesOthers(self):
         """
         Partial, fragmented, control, unmasked, reserved-bit, non-minimal and
@@ -64,7 +71,7 @@ class FrameTests(SynchronousTestCase):
         reserved = bytearray(clientFrame(TEXT, b"x"))
         reserved[0] |= 0x40
         cases = {
-            "partial": whole[:-1],
+            "short header": whole[:3],
             "fragment": clientFrame(TEXT, b"x", fin=False),
             "ping": clientFrame(PING, b""),
             "close": clientFrame(CLOSE, b"\x03\xe8"),
@@ -116,6 +123,32 @@ class FastEchoTests(ServerTestCase):
             connection.send(frame[index : index + 1])
         [echo] = connection.receivedFrames()
         self.assertEqual(echo.payload, b"You said: split me")
+
+    def test_frameInSeveralReads(self):
+        """
+        A 64 KiB frame that arrives in three reads is echoed once, whole.
+        """
+        connection = self.openWebSocket()
+        payload = bytes(range(256)) * 256
+        frame = clientFrame(BINARY, payload) + clientFrame(TEXT, b"next")
+        for cut in [(0, 5000), (5000, 40000), (40000, len(frame))]:
+            connection.send(frame[cut[0] : cut[1]])
+        frames = connection.receivedFrames()
+        self.assertEqual(
+            [echo.payload for echo in frames], [payload, b"You said: next"]
+        )
+
+    def test_closingWhileFrameIncomplete(self):
+        """
+        A frame completed after the server started closing is not echoed.
+        """
+        connection = self.openWebSocket()
+        frame = clientFrame(BINARY, b"y" * 1000)
+        connection.send(frame[:500])
+        connection.protocol.goAway()
+        connection.send(frame[500:])
+        frames = connection.receivedFrames()
+        self.assertEqual([echo.opcode for echo in frames], [CLOSE])
 
     def test_invalidUTF8AfterGoodFrame(self):
         """

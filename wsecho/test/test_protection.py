@@ -622,3 +622,24 @@ class CompressionOffTests(ServerTestCase):
         )
         self.assertTrue(response.startswith(b"HTTP/1.1 101 "))
         self.assertNotIn(b"permessage-deflate", response)
+
+
+class MessageWhileClosingTests(ServerTestCase):
+    """
+    A message that arrives while the server closes is dropped quietly.
+    """
+
+    def test_noEchoNoError(self):
+        """
+        After the server sent its close frame, a client message gets no echo
+        and raises nothing; the close completes cleanly.
+        """
+        connection = self.openWebSocket()
+        closed = connection.protocol.goAway()
+        connection.send(clientFrame(TEXT, b"too late", fin=False))
+        connection.send(clientFrame(0x0, b"!"))
+        connection.send(clientFrame(CLOSE, struct.pack("!H", 1001)))
+        frames = connection.receivedFrames()
+        self.assertEqual([frame.opcode for frame in frames], [CLOSE])
+        connection.disconnect(ConnectionDone())
+        self.assertIs(self.successResultOf(closed), True)
