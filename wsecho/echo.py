@@ -24,6 +24,7 @@ from wsecho.addresses import formatAddress, forwardedClient
 from wsecho.fastpath import FastEchoMixin
 from wsecho.flow import applyBackpressure
 from wsecho.origins import compileOrigins, isOriginAllowed
+from wsecho.ratelimit import RateLimitedLog
 from wsecho.settings import Settings
 from wsecho.stats import ServerStats, Traffic
 from wsecho.timers import ReactorTimer
@@ -44,7 +45,7 @@ the connection. A client that broke the protocol may never send one, and a
 graceful stop waits no longer than C{--drain-timeout} in any case.
 """
 
-HANDSHAKE_FAILURE_REASONS = {400: "bad_request", 403: "origin", 426: "version"}
+HANDSHAKE_FAILURE_REASONS = {400: "bad_request", 403: "origin"}
 
 
 class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
@@ -181,12 +182,7 @@ class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
     ) -> None:
         label = HANDSHAKE_FAILURE_REASONS.get(code, f"http_{code}")
         self.factory.stats.handshakeFailures[label] += 1
-        log.info(
-            "Rejected WebSocket handshake from {peer}: {code} {reason}",
-            peer=self.peer,
-            code=code,
-            reason=reason,
-        )
+        self.factory.handshakeLog.event(peer=self.peer, code=code, reason=reason)
         super().failHandshake(reason, code, responseHeaders)
 
     def _parseExtensionsHeader(
@@ -285,6 +281,12 @@ class EchoServerFactory(WebSocketServerFactory):
         self.stats = ServerStats(startedAt=self.reactor.seconds())
         self.allowedOrigins = compileOrigins(settings.allowedOrigins)
         self._batched_timer = ReactorTimer(self.reactor)
+        self.handshakeLog = RateLimitedLog(
+            log,
+            "Rejected {count} WebSocket handshakes; the last from {peer}: "
+            "{code} {reason}",
+            self.reactor,
+        )
         self.setProtocolOptions(
             # Send a close frame with the RFC 6455 code before dropping a
             # connection for a protocol error, so that clients see 1002, 1007

@@ -643,3 +643,28 @@ class MessageWhileClosingTests(ServerTestCase):
         self.assertEqual([frame.opcode for frame in frames], [CLOSE])
         connection.disconnect(ConnectionDone())
         self.assertIs(self.successResultOf(closed), True)
+
+
+class HandshakeFailureLogTests(ServerTestCase):
+    """
+    Failed handshakes are logged at a bounded rate.
+    """
+
+    def test_floodLogsTwoLines(self):
+        """
+        Fifty bad handshakes give one line at once and one counting the rest.
+        """
+        with capturedLogs() as events:
+            for _ in range(50):
+                connection = self.connect()
+                connection.send(upgradeRequest().replace(b"13", b"99"))
+            self.clock.advance(10)
+        lines = [formatEvent(event) for event in warnings(events)]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(
+            lines[0].startswith("Rejected 1 WebSocket handshakes; the last")
+        )
+        self.assertTrue(
+            lines[1].startswith("Rejected 49 WebSocket handshakes; the last")
+        )
+        self.assertEqual(sum(self.factory.stats.handshakeFailures.values()), 50)
