@@ -162,7 +162,8 @@ def test_portInUse():
     assert result.returncode != 0
     assert result.stdout.strip() == (
         f"twistd wsecho: cannot listen on 127.0.0.1:{port}: the port is already "
-        "in use; stop the other server or choose another port with --port"
+        "in use; stop the other server or choose another port with --port or "
+        "SERVER_PORT"
     )
 
 

@@ -168,7 +168,9 @@ def test_slowRequestDropped(startServer):
     assert closed
     assert time.monotonic() - started < 3
     assert echoOnce(port) == "You said: ping"
-    server.waitForLine("Dropped 1 connections that sent no complete request within 1")
+    server.waitForLine(
+        "Connections dropped for sending no complete request within 1 s: 1"
+    )
     slow.close()
 
 
@@ -208,7 +210,9 @@ def test_connectionLimit(startServer):
         with pytest.raises(InvalidStatus) as rejected:
             connect(url, open_timeout=10)
         assert rejected.value.response.status_code == 503
-    server.waitForLine("Rejected 1 WebSocket connections: the limit of 2")
+    server.waitForLine(
+        "WebSocket connections rejected at the limit of 2 open connections: 1"
+    )
     assert echoOnce(port) == "You said: ping"
 
 

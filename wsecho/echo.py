@@ -283,8 +283,8 @@ class EchoServerFactory(WebSocketServerFactory):
         self._batched_timer = ReactorTimer(self.reactor)
         self.handshakeLog = RateLimitedLog(
             log,
-            "Rejected {count} WebSocket handshakes; the last from {peer}: "
-            "{code} {reason}",
+            "WebSocket handshakes rejected: {count} (the last from {peer}: "
+            "{code} {reason})",
             self.reactor,
         )
         self.setProtocolOptions(

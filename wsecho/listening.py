@@ -174,7 +174,8 @@ def bindFailure(address: str, error: OSError) -> str:
     if error.errno == errno.EADDRINUSE:
         return (
             f"cannot listen on {address}: the port is already in use; "
-            "stop the other server or choose another port with --port"
+            "stop the other server or choose another port with --port or "
+            "SERVER_PORT"
         )
     return f"cannot listen on {address}: {error.strerror}"
 

@@ -46,6 +46,11 @@ class OptionSpec:
     parse: Callable[[str, str], Any]
     help: str
     short: str | None = None
+    emptyIsValue: bool = False
+    """
+    Whether an empty environment variable sets the empty value instead of
+    counting as unset.
+    """
 
 
 def seconds(name: str, allowZero: bool) -> Callable[[str, str], float]:
@@ -79,6 +84,7 @@ OPTIONS = [
         "prefix",
         lambda value, source: value,
         "Text put before every echoed text message; '' echoes text unchanged.",
+        emptyIsValue=True,
     ),
     OptionSpec(
         "ping-interval",

@@ -31,6 +31,7 @@ class DrainService(Service):
         super().stopService()
         connections = list(self.factory.openConnections)
         if not connections:
+            log.info("No WebSocket connections are open; nothing to close")
             return None
         timeout = self.factory.settings.drainTimeout
         log.info(

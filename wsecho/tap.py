@@ -60,12 +60,15 @@ class Options(usage.Options):
     def resolve(self, spec: OptionSpec) -> object:
         """
         Parse an option from the command line, else from its environment
-        variable when that is set and not blank, else from its default.
+        variable when that is set and not blank (set at all, for an option
+        whose empty value means something), else from its default.
         """
         if self[spec.name] is not None:
             return spec.parse(self[spec.name], f"--{spec.name}")
-        fromEnvironment = self.environ.get(spec.variable, "")
-        if fromEnvironment.strip():
+        fromEnvironment = self.environ.get(spec.variable)
+        if fromEnvironment is not None and (
+            fromEnvironment.strip() or spec.emptyIsValue
+        ):
             return spec.parse(
                 fromEnvironment, f"the {spec.variable} environment variable"
             )

@@ -77,7 +77,10 @@ def parsePath(value: str, source: str) -> str:
     for reserved in RESERVED_PATHS:
         if value.rstrip("/") == reserved or value.startswith(reserved + "/"):
             raise invalid(
-                "path", value, source, f"{reserved} is the server's own; choose another"
+                "path",
+                value,
+                source,
+                f"{reserved} is reserved for the server; choose another path",
             )
     return value
 

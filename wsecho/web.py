@@ -115,8 +115,8 @@ class WebSocketEndpoint(Resource):
         self.fallback = fallback
         self.limitLog = RateLimitedLog(
             log,
-            "Rejected {count} WebSocket connections: the limit of "
-            "{maxConnections} open connections is reached",
+            "WebSocket connections rejected at the limit of {maxConnections} "
+            "open connections: {count}",
             factory.reactor,
         )
 
@@ -206,8 +206,8 @@ class EchoSite(Site):
         self.requestTimeout = factory.settings.handshakeTimeout
         self.timeoutLog = RateLimitedLog(
             log,
-            "Dropped {count} connections that sent no complete request within "
-            "{timeout} s (last from {peer})",
+            "Connections dropped for sending no complete request within "
+            "{timeout} s: {count} (the last from {peer})",
             reactor,
         )
 
@@ -219,7 +219,9 @@ class EchoSite(Site):
         Count and log a connection dropped for a late request.
         """
         self.factory.stats.handshakeFailures["timeout"] += 1
-        self.timeoutLog.event(timeout=self.requestTimeout, peer=formatAddress(peer))
+        self.timeoutLog.event(
+            timeout=f"{self.requestTimeout:g}", peer=formatAddress(peer)
+        )
 
     def stopFactory(self) -> None:
         self.timeoutLog.cancel()

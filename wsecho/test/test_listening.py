@@ -110,7 +110,8 @@ class BindFailureTests(SynchronousTestCase):
         self.assertEqual(
             bindFailure("[::]:8080", error),
             "cannot listen on [::]:8080: the port is already in use; "
-            "stop the other server or choose another port with --port",
+            "stop the other server or choose another port with --port or "
+            "SERVER_PORT",
         )
 
     def test_otherError(self):

@@ -77,10 +77,8 @@ class ConnectionLimitTests(ServerTestCase):
         self.assertEqual(
             lines,
             [
-                "Rejected 1 WebSocket connections: the limit of 2 open "
-                "connections is reached",
-                "Rejected 4 WebSocket connections: the limit of 2 open "
-                "connections is reached",
+                "WebSocket connections rejected at the limit of 2 open connections: 1",
+                "WebSocket connections rejected at the limit of 2 open connections: 4",
             ],
         )
 
@@ -465,9 +463,14 @@ class DrainTests(ServerTestCase):
 
     def test_nothingOpen(self):
         """
-        With no WebSocket open, stopping completes at once.
+        With no WebSocket open, stopping completes at once and says so.
         """
-        self.assertIsNone(self.drain.stopService())
+        with capturedLogs() as events:
+            self.assertIsNone(self.drain.stopService())
+        [event] = events
+        self.assertEqual(
+            formatEvent(event), "No WebSocket connections are open; nothing to close"
+        )
 
 
 class SameOriginTests(ServerTestCase):
@@ -662,9 +665,9 @@ class HandshakeFailureLogTests(ServerTestCase):
         lines = [formatEvent(event) for event in warnings(events)]
         self.assertEqual(len(lines), 2, lines)
         self.assertTrue(
-            lines[0].startswith("Rejected 1 WebSocket handshakes; the last")
+            lines[0].startswith("WebSocket handshakes rejected: 1 (the last")
         )
         self.assertTrue(
-            lines[1].startswith("Rejected 49 WebSocket handshakes; the last")
+            lines[1].startswith("WebSocket handshakes rejected: 49 (the last")
         )
         self.assertEqual(sum(self.factory.stats.handshakeFailures.values()), 50)

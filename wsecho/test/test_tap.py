@@ -206,7 +206,7 @@ class BadValueTests(SynchronousTestCase):
             self.assertEqual(
                 str(error),
                 f"invalid path {path!r} from --path: "
-                f"{reserved} is the server's own; choose another",
+                f"{reserved} is reserved for the server; choose another path",
             )
 
     def test_pathWithQuery(self):
@@ -335,6 +335,15 @@ class ProductionOptionTests(SynchronousTestCase):
         self.assertEqual(settings.trustForwardedFor, 2)
         self.assertEqual(settings.pingInterval, 5)
         self.assertEqual(settings.path, "/echo")
+
+    def test_emptyPrefixFromEnvironment(self):
+        """
+        An empty C{WSECHO_PREFIX} sets the empty prefix, a pure echo, while
+        an empty C{SERVER_PORT} counts as unset.
+        """
+        settings = parse([], {"WSECHO_PREFIX": "", "SERVER_PORT": ""}).settings
+        self.assertEqual(settings.prefix, "")
+        self.assertEqual(settings.port, 8080)
 
     def test_badValues(self):
         """
