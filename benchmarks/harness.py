@@ -9,6 +9,7 @@ started with the soft RLIMIT_NOFILE raised to the hard limit.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -785,3 +786,18 @@ def logDirectory() -> Iterator[Path]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def log(message: str) -> None:
+    """
+    Print a progress line at once, even when the output is a pipe.
+    """
+    print(message, flush=True)
+
+
+def checkRuns(parser: argparse.ArgumentParser, runs: int | None) -> None:
+    """
+    Reject a C{--runs} value outside 1 to 20 with the parser's usage error.
+    """
+    if runs is not None and not 1 <= runs <= 20:
+        parser.error(f"invalid --runs {runs}: expected 1 to 20")

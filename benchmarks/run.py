@@ -119,13 +119,11 @@ def parseArguments(argv: list[str] | None) -> argparse.Namespace:
         help="folder for the .md and .json results [default: benchmarks/results]",
     )
     arguments = parser.parse_args(argv)
-    if arguments.runs is not None and not 1 <= arguments.runs <= 20:
-        parser.error(f"invalid --runs {arguments.runs}: expected 1 to 20")
+    harness.checkRuns(parser, arguments.runs)
     return arguments
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
+log = harness.log
 
 
 def primaryValue(measurement: Measurement) -> float:

@@ -10,30 +10,14 @@ import base64
 import os
 import socket
 import struct
-from dataclasses import dataclass
+
+from wsecho.test.support import Frame
 
 ZERO_MASK = b"\x00\x00\x00\x00"
 """
 A mask key of zeros: valid on the wire, and it leaves the payload as it is,
 so tests can send large frames without masking them in Python.
 """
-
-
-@dataclass
-class Frame:
-    """
-    A frame as the server sent it.
-    """
-
-    fin: bool
-    opcode: int
-    payload: bytes
-
-    @property
-    def closeCode(self) -> int | None:
-        if len(self.payload) < 2:
-            return None
-        return struct.unpack("!H", self.payload[:2])[0]
 
 
 def encodeFrame(

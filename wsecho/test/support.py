@@ -80,7 +80,9 @@ class Frame:
     payload: bytes
 
     @property
-    def closeCode(self) -> int:
+    def closeCode(self) -> int | None:
+        if len(self.payload) < 2:
+            return None
         return struct.unpack("!H", self.payload[:2])[0]
 
 
