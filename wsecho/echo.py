@@ -136,7 +136,13 @@ class EchoServerProtocol(FastEchoMixin, WebSocketServerProtocol):
             return
         if not isBinary:
             payload = self.factory.prefix + payload
-        self.sendMessage(payload, isBinary)
+        # Autobahn applies the size limit to messages it sends too, but an
+        # echo of a message at the limit is longer by the prefix.
+        limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
+        try:
+            self.sendMessage(payload, isBinary)
+        finally:
+            self.maxMessagePayloadSize = limit
         traffic.messagesOut += 1
         traffic.bytesOut += len(payload)
 

@@ -272,6 +272,18 @@ class MessageSizeTests(ServerTestCase):
         connection.send(clientFrame(CONTINUATION, b"x" * 600, fin=False))
         self.assertEqual(closeCodeOf(connection.receivedFrames()), 1009)
 
+    def test_echoAtLimitWithPrefix(self):
+        """
+        A fragmented text message at the limit is echoed, though the prefix
+        makes the echo longer than the limit.
+        """
+        connection = self.openWebSocket()
+        connection.send(clientFrame(TEXT, b"z" * 512, fin=False))
+        connection.send(clientFrame(CONTINUATION, b"z" * 512))
+        [frame] = connection.receivedFrames()
+        self.assertEqual(frame.payload, b"You said: " + b"z" * 1024)
+        self.assertFalse(connection.closed)
+
     def test_atLimit(self):
         """
         A message of exactly the limit is echoed.
