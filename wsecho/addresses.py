@@ -69,9 +69,21 @@ def forwardedClient(header: str | None, trustedProxies: int) -> str | None:
     entries = [entry.strip() for entry in header.split(",")]
     if len(entries) < trustedProxies:
         return None
-    entry = entries[-trustedProxies]
+    entry = stripPort(entries[-trustedProxies])
     try:
         ip_address(entry)
     except ValueError:
         return None
     return formatHost(entry)
+
+
+def stripPort(entry: str) -> str:
+    """
+    Drop a port that some proxies append to an address: C{192.0.2.1:5000}
+    and C{[2001:db8::1]:5000} become the address alone.
+    """
+    if entry.startswith("["):
+        return entry[1:].partition("]")[0]
+    if entry.count(":") == 1:
+        return entry.partition(":")[0]
+    return entry

@@ -381,6 +381,15 @@ class ForwardedForTests(ServerTestCase):
         event = self.openEvent(b"X-Forwarded-For: 203.0.113.9")
         self.assertEqual(event["peer"], "192.0.2.7:50001")
 
+    def test_entriesWithPorts(self):
+        """
+        An entry with a port, IPv4 or bracketed IPv6, gives the address.
+        """
+        event = self.openEvent(b"X-Forwarded-For: 203.0.113.9:4711, 10.0.0.2")
+        self.assertEqual(event["peer"], "203.0.113.9")
+        event = self.openEvent(b"X-Forwarded-For: [2001:db8::7]:4711, 10.0.0.2")
+        self.assertEqual(event["peer"], "2001:db8::7")
+
     def test_notAnAddress(self):
         """
         An entry that is not an IP address is ignored.
