@@ -50,11 +50,18 @@ def isWebSocketUpgrade(request: Request) -> bool:
     return b"websocket" in headerTokens(request, b"upgrade")
 
 
-def webSocketURL(request: Request) -> str:
+def webSocketURL(request: Request, trustProxies: bool = False) -> str:
     """
     Build the C{ws://} or C{wss://} URL of the resource a request addressed.
+
+    @param trustProxies: Whether C{X-Forwarded-Proto: https}, set by a load
+        balancer that ends TLS, makes the URL C{wss://}.
     """
-    scheme = "wss" if request.isSecure() else "ws"
+    secure = request.isSecure()
+    if trustProxies:
+        forwarded = request.getHeader(b"x-forwarded-proto") or b""
+        secure = secure or forwarded.strip().lower() == b"https"
+    scheme = "wss" if secure else "ws"
     hostHeader = request.getHeader(b"host")
     if hostHeader:
         authority = hostHeader.decode("ascii", "replace")
@@ -135,7 +142,7 @@ class WebSocketEndpoint(Resource):
     def renderUpgradeRequired(self, request: Request) -> bytes:
         request.setHeader(b"upgrade", b"websocket")
         request.setHeader(b"connection", b"Upgrade")
-        url = webSocketURL(request)
+        url = webSocketURL(request, bool(self.factory.settings.trustForwardedFor))
         text = f"426 Upgrade Required: connect a WebSocket client to {url}\n"
         return renderText(request, 426, text, b"Upgrade Required")
 

@@ -232,3 +232,35 @@ class HandshakeVariantTests(ServerTestCase):
         """
         connection = self.connect()
         self.assertNotIn(b"Sec-WebSocket-Protocol", connection.handshake())
+
+
+class ProxiedURLTests(ServerTestCase):
+    """
+    Behind trusted proxies, the 426 body names the URL the client used.
+    """
+
+    settings = Settings(trustForwardedFor=2)
+
+    def test_forwardedHTTPS(self):
+        """
+        C{X-Forwarded-Proto: https} from a load balancer makes the URL wss.
+        """
+        connection = self.connect()
+        connection.send(plainRequest(b"/ws", b"X-Forwarded-Proto: https"))
+        _, _, body = splitResponse(connection.received())
+        self.assertIn(b"wss://echo.example:8080/ws", body)
+
+
+class UntrustedProtoTests(ServerTestCase):
+    """
+    Without trusted proxies, X-Forwarded-Proto is ignored.
+    """
+
+    def test_headerIgnored(self):
+        """
+        The URL stays ws whatever the header contains.
+        """
+        connection = self.connect()
+        connection.send(plainRequest(b"/ws", b"X-Forwarded-Proto: https"))
+        _, _, body = splitResponse(connection.received())
+        self.assertIn(b"ws://echo.example:8080/ws", body)
