@@ -82,7 +82,7 @@ OPTIONS = [
         "WSECHO_PREFIX",
         "You said: ",
         "prefix",
-        lambda value, source: value,
+        values.parsePrefix,
         "Text put before every echoed text message; '' echoes text unchanged.",
         emptyIsValue=True,
     ),

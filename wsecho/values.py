@@ -67,6 +67,7 @@ def parsePath(value: str, source: str) -> str:
     """
     if not value.startswith("/"):
         raise invalid("path", value, source, "it must start with '/', as in /ws")
+    checkUTF8("path", value, source)
     if any(character in value for character in "?# \t\r\n") or "//" in value:
         raise invalid(
             "path",
@@ -183,3 +184,27 @@ def parseWorkers(value: str, source: str) -> int:
             "worker count", value, source, "expected auto or a whole number, 1 or more"
         )
     return int(text)
+
+
+def parsePrefix(value: str, source: str) -> str:
+    """
+    Check that the prefix can be sent in a text message.
+
+    @raise usage.UsageError: The value is not valid UTF-8 text.
+    """
+    checkUTF8("prefix", value, source)
+    return value
+
+
+def checkUTF8(name: str, value: str, source: str) -> None:
+    """
+    Reject text with bytes that are not UTF-8, which the command line or the
+    environment passes on as lone surrogates.
+
+    @raise usage.UsageError: C{value} cannot be encoded as UTF-8.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise invalid(name, shown, source, "it must be valid UTF-8 text") from None

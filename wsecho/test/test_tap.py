@@ -187,6 +187,18 @@ class BadValueTests(SynchronousTestCase):
             "'ssl:8443:privateKey=/nonexistent/key.pem' from --port", str(error)
         )
 
+    def test_prefixNotUTF8(self):
+        """
+        A prefix with bytes that are not UTF-8 is rejected.
+        """
+        error = self.assertRaises(
+            usage.UsageError, parse, ["--prefix", "caf\udce9"], {}
+        )
+        self.assertEqual(
+            str(error),
+            "invalid prefix 'caf\ufffd' from --prefix: it must be valid UTF-8 text",
+        )
+
     def test_pathWithoutSlash(self):
         """
         A path must start with a slash.
