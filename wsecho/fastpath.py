@@ -27,7 +27,7 @@ at 32 bytes and 175 at 64 KiB.
 MAX_FAST_FRAME = 1 << 20
 """
 Largest frame, in bytes, that the fast path collects itself when it comes in
-several reads; larger ones are left to Autobahn, which processes them as
+several reads. Larger ones are left to Autobahn, which processes them as
 they arrive.
 """
 
@@ -160,12 +160,35 @@ class FastEchoMixin:
         Echo the complete data frames at the start of C{data}; keep a frame
         cut short by the end of the read, and hand anything else to Autobahn.
         """
+        replies, offset, frame = self.collectReplies(data)
+        if replies:
+            self.sendNow(replies)
+            if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
+                # Data from the client proves it is alive, as in Autobahn.
+                self._cancelAutoPingTimeoutCall()
+        if offset == len(data):
+            return
+
+        rest = data[offset:]
+        if isinstance(frame, int):
+            self.partial = [rest]
+            self.partialMissing = frame - len(rest)
+        else:
+            self._dataReceived(rest)
+
+    def collectReplies(
+        self, data: bytes
+    ) -> tuple[list[bytes], int, tuple[int, bool, int] | int | None]:
+        """
+        Build the replies to the complete data frames at the start of C{data}.
+
+        @return: The replies' headers and payloads, the offset after the last
+            frame echoed, and what L{parseFrame} found there.
+        """
         view = None
         offset = 0
         limit = self.fastPathLimit()
         replies: list[bytes] = []
-        traffic = self.traffic
-        prefix = self.factory.prefix
         frame = None
         while offset < len(data):
             frame = parseFrame(data, offset, limit)
@@ -178,35 +201,36 @@ class FastEchoMixin:
                 masked = view[start + 4 : stop]
             else:
                 masked = data[start + 4 : stop]
-            payload = unmask(masked, data[start : start + 4])
-            if not isBinary:
-                try:
-                    payload.decode("utf-8")
-                except UnicodeDecodeError:
-                    # Autobahn fails the connection with 1007.
-                    frame = None
-                    break
-                payload = prefix + payload
-            traffic.messagesIn += 1
-            traffic.bytesIn += stop - start - 4
-            traffic.messagesOut += 1
-            traffic.bytesOut += len(payload)
+            payload = self.echoPayload(masked, data[start : start + 4], isBinary)
+            if payload is None:
+                # Invalid UTF-8: Autobahn fails the connection with 1007.
+                return replies, offset, None
             replies.append(frameHeader(BINARY if isBinary else TEXT, len(payload)))
             replies.append(payload)
             offset = stop
-        if replies:
-            self.sendNow(replies)
-            if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
-                # Data from the client proves it is alive, as in Autobahn.
-                self._cancelAutoPingTimeoutCall()
-        if offset == len(data):
-            return
-        rest = data[offset:]
-        if isinstance(frame, int):
-            self.partial = [rest]
-            self.partialMissing = frame - len(rest)
-        else:
-            self._dataReceived(rest)
+        return replies, offset, frame
+
+    def echoPayload(
+        self, masked: bytes | memoryview, mask: bytes, isBinary: bool
+    ) -> bytes | None:
+        """
+        Unmask a payload, count it, and return its echo, or L{None} for text
+        that is not valid UTF-8.
+        """
+        payload = unmask(masked, mask)
+        received = len(payload)
+        if not isBinary:
+            try:
+                payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            payload = self.factory.prefix + payload
+        traffic = self.traffic
+        traffic.messagesIn += 1
+        traffic.bytesIn += received
+        traffic.messagesOut += 1
+        traffic.bytesOut += len(payload)
+        return payload
 
     def sendNow(self, chunks: list[bytes]) -> None:
         """

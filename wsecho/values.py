@@ -206,5 +206,5 @@ def checkUTF8(name: str, value: str, source: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        raise invalid(name, shown, source, "it must be valid UTF-8 text") from None
+        printable = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise invalid(name, printable, source, "it must be valid UTF-8 text") from None

@@ -473,7 +473,7 @@ class DrainTests(ServerTestCase):
 
     def test_dropAfterTimeout(self):
         """
-        A client that does not answer the close is dropped after the timeout.
+        A client that does not reply to the close is dropped after the timeout.
         """
         connection = self.openWebSocket()
         stopping = self.drain.stopService()
@@ -484,7 +484,7 @@ class DrainTests(ServerTestCase):
 
     def test_nothingOpen(self):
         """
-        With no WebSocket open, stopping completes at once and says so.
+        With no WebSocket open, stopping completes at once and logs it.
         """
         with capturedLogs() as events:
             self.assertIsNone(self.drain.stopService())
@@ -518,7 +518,7 @@ class SameOriginTests(ServerTestCase):
 
 class CloseEchoTests(ServerTestCase):
     """
-    A client's close frame is answered with its own code and reason.
+    A client's close frame gets a close frame with its own code and reason.
     """
 
     def test_reasonEchoed(self):
