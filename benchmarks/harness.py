@@ -205,7 +205,7 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-def parseChoices(text: str, known: dict[str, object], what: str) -> list[str]:
+def parseChoices(text: str, known: dict[str, object], kind: str) -> list[str]:
     """
     Split a comma-separated list of names and check each one.
 
@@ -213,11 +213,11 @@ def parseChoices(text: str, known: dict[str, object], what: str) -> list[str]:
     """
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise BenchmarkError(f"no {what} given; choose from {', '.join(known)}")
+        raise BenchmarkError(f"no {kind} given; choose from {', '.join(known)}")
     for name in names:
         if name not in known:
             raise BenchmarkError(
-                f"unknown {what} {name!r}; choose from {', '.join(known)}"
+                f"unknown {kind} {name!r}; choose from {', '.join(known)}"
             )
     return names
 

@@ -691,7 +691,7 @@ static void run_until(uint64_t deadline_ns, bool (*done)(void))
         for (int i = 0; i < count; i++) {
             struct conn *c = events[i].data.ptr;
             if (c == NULL)
-                return; /* standard input is readable: the harness asks to close */
+                return; /* standard input is readable: the harness requests the close */
             if (c->state == CONN_CLOSED)
                 continue;
             if (events[i].events & (EPOLLOUT | EPOLLERR))

@@ -11,7 +11,7 @@ import os
 import socket
 import struct
 
-from wsecho.test.support import Frame
+from wsecho.test.support import Frame, clientFrame
 
 ZERO_MASK = b"\x00\x00\x00\x00"
 """
@@ -20,23 +20,11 @@ so tests can send large frames without masking them in Python.
 """
 
 
-def encodeFrame(
-    opcode: int, payload: bytes, fin: bool = True, mask: bytes = ZERO_MASK
-) -> bytes:
+def encodeFrame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     """
-    Encode a client frame; a non-zero C{mask} is applied to the payload.
+    Encode a client frame with the zero mask key.
     """
-    first = (0x80 if fin else 0) | opcode
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", first, 0x80 | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, length)
-    if mask != ZERO_MASK:
-        payload = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-    return header + mask + payload
+    return clientFrame(opcode, payload, fin, mask=ZERO_MASK)
 
 
 class RawWebSocket:

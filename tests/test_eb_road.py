@@ -1,9 +1,9 @@
 """
-End-to-end tests of the road a request takes on Elastic Beanstalk: a
-client, nginx configured like the Docker platform's proxy with the bundle's
-own .platform drop-ins, and twistd started with the image's CMD and ENV plus
-the environment properties of the bundle's .ebextensions. Everything
-listens on 127.0.0.1 only.
+End-to-end tests of the road a request takes on Elastic Beanstalk. A client
+talks to nginx, configured like the Docker platform's proxy plus the
+bundle's own .platform drop-ins. nginx forwards to twistd, started with the
+image's CMD and ENV plus the environment properties of the bundle's
+.ebextensions. Everything listens on 127.0.0.1 only.
 
 The load balancer in front of nginx is not simulated; a client that sends
 X-Forwarded-For stands in for it.

@@ -6,10 +6,7 @@ of the connection to a WebSocket protocol.
 from __future__ import annotations
 
 from twisted.internet.interfaces import IDelayedCall, IProtocol
-from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
-
-log = Logger()
 
 
 class WebSocketChannel(HTTPChannel):

@@ -117,8 +117,8 @@ def bindDescription(description: str) -> SocketListener | EndpointListener:
     try:
         sock = bindSocket(family, host, port, backlog)
     except OSError as error:
-        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-        raise BindError(bindFailure(shown, error)) from None
+        address = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        raise BindError(bindFailure(address, error)) from None
     return SocketListener(sock, description, tls)
 
 

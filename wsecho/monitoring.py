@@ -68,8 +68,15 @@ class EchoCollector:
         self.factory = factory
 
     def collect(self) -> Iterator[Metric]:
+        yield from self.collectTraffic()
+        yield from self.collectOutcomes()
+
+    def collectTraffic(self) -> Iterator[Metric]:
+        """
+        Yield the open connections, and the connections, messages and bytes
+        counted since start.
+        """
         factory = self.factory
-        stats = factory.stats
         traffic = currentTraffic(factory)
         yield GaugeMetricFamily(
             "wsecho_connections_open",
@@ -77,7 +84,9 @@ class EchoCollector:
             value=len(factory.openConnections),
         )
         yield counter(
-            "wsecho_connections", "WebSocket connections opened.", stats.connections
+            "wsecho_connections",
+            "WebSocket connections opened.",
+            factory.stats.connections,
         )
         yield counter(
             "wsecho_messages_received", "Messages received.", traffic.messagesIn
@@ -89,6 +98,12 @@ class EchoCollector:
         yield counter(
             "wsecho_sent_bytes", "Message payload bytes sent.", traffic.bytesOut
         )
+
+    def collectOutcomes(self) -> Iterator[Metric]:
+        """
+        Yield how connections ended or were turned away, by code or reason.
+        """
+        stats = self.factory.stats
         yield labelledCounter(
             "wsecho_closes",
             "Closed WebSocket connections by close code.",

@@ -10,7 +10,7 @@ from wsecho.acceleration import logAcceleration
 
 class AccelerationTests(SynchronousTestCase):
     """
-    The start-up log tells whether NVX is active.
+    The start-up log shows whether NVX is active.
     """
 
     def test_active(self):

@@ -250,7 +250,7 @@ class OptionSettingsTests(SynchronousTestCase):
         )
 
 
-class RefusalTests(SynchronousTestCase):
+class RejectionTests(SynchronousTestCase):
     """
     C{python -m wsecho.bundle} refuses an incomplete or inconsistent project
     with one line on standard error and status 1.
@@ -260,7 +260,7 @@ class RefusalTests(SynchronousTestCase):
         self.project = writeProject(Path(self.mktemp()))
         self.project.mkdir(exist_ok=True)
 
-    def refusal(self) -> str:
+    def rejection(self) -> str:
         stderr = io.StringIO()
         self.patch(sys, "stderr", stderr)
         status = bundle.main(
@@ -278,7 +278,7 @@ class RefusalTests(SynchronousTestCase):
         A project without a Dockerfile is refused.
         """
         (self.project / "Dockerfile").unlink()
-        self.assertIn(f"no Dockerfile in {self.project.resolve()}", self.refusal())
+        self.assertIn(f"no Dockerfile in {self.project.resolve()}", self.rejection())
 
     def test_noEbFolder(self):
         """
@@ -287,14 +287,14 @@ class RefusalTests(SynchronousTestCase):
         for path in sorted((self.project / "eb").rglob("*"), reverse=True):
             path.rmdir() if path.is_dir() else path.unlink()
         (self.project / "eb").rmdir()
-        self.assertIn("no eb/ folder", self.refusal())
+        self.assertIn("no eb/ folder", self.rejection())
 
     def test_noConfig(self):
         """
         An eb/ folder without .ebextensions/*.config is refused.
         """
         (self.project / "eb" / ".ebextensions" / "01-test.config").unlink()
-        self.assertIn("no .ebextensions/*.config files", self.refusal())
+        self.assertIn("no .ebextensions/*.config files", self.rejection())
 
     def test_noExpose(self):
         """
@@ -303,7 +303,7 @@ class RefusalTests(SynchronousTestCase):
         (self.project / "Dockerfile").write_text(
             DOCKERFILE.replace("EXPOSE 8080/tcp 9090\n", "")
         )
-        self.assertIn("the Dockerfile has no EXPOSE line", self.refusal())
+        self.assertIn("the Dockerfile has no EXPOSE line", self.rejection())
 
     def test_imagePortDiffers(self):
         """
@@ -314,7 +314,7 @@ class RefusalTests(SynchronousTestCase):
         )
         self.assertIn(
             "ENV SERVER_PORT=80 in the Dockerfile does not match EXPOSE 8080",
-            self.refusal(),
+            self.rejection(),
         )
 
     def test_environmentPortDiffers(self):
@@ -325,7 +325,7 @@ class RefusalTests(SynchronousTestCase):
         config.write_text(CONFIG.replace('"8080"', '"80"'))
         self.assertIn(
             "SERVER_PORT: 80 in eb/.ebextensions does not match EXPOSE 8080",
-            self.refusal(),
+            self.rejection(),
         )
 
     def test_copySourceMissing(self):
@@ -334,7 +334,7 @@ class RefusalTests(SynchronousTestCase):
         """
         (self.project / "setup.cfg").unlink()
         self.assertIn(
-            "COPY source 'setup.cfg' on Dockerfile line 4 is missing", self.refusal()
+            "COPY source 'setup.cfg' on Dockerfile line 4 is missing", self.rejection()
         )
 
     def test_copySourceIgnored(self):
@@ -344,7 +344,7 @@ class RefusalTests(SynchronousTestCase):
         """
         (self.project / ".dockerignore").write_text("app\n")
         self.assertIn(
-            "COPY source 'app' on Dockerfile line 7 is missing", self.refusal()
+            "COPY source 'app' on Dockerfile line 7 is missing", self.rejection()
         )
 
     def test_buildFails(self):
@@ -355,7 +355,7 @@ class RefusalTests(SynchronousTestCase):
             '[build-system]\nrequires = []\nbuild-backend = "no_such_backend"\n'
         )
         self.assertIn(
-            "building the wheel failed (pip exited with status", self.refusal()
+            "building the wheel failed (pip exited with status", self.rejection()
         )
 
 

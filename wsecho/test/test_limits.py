@@ -18,11 +18,11 @@ class OpenFileLimitTests(SynchronousTestCase):
 
     def setUp(self):
         self.limit = (1024, 4096)
-        self.patch(limits.resource, "getrlimit", lambda which: self.limit)
+        self.patch(limits.resource, "getrlimit", lambda kind: self.limit)
         self.patch(limits.resource, "setrlimit", self.setLimit)
 
-    def setLimit(self, which, value):
-        self.assertEqual(which, resource.RLIMIT_NOFILE)
+    def setLimit(self, kind, value):
+        self.assertEqual(kind, resource.RLIMIT_NOFILE)
         self.limit = value
 
     def test_raised(self):
